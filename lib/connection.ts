@@ -1,0 +1,538 @@
+import type { FastifyBaseLogger, FastifyRequest, RouteGenericInterface } from 'fastify'
+import type { WebSocket } from 'ws'
+import { OPEN } from './constants.js'
+import {
+  CloseCode,
+  WebSocketDisconnect,
+  WSHUB_ERR_CONNECTION_CLOSED,
+  WSHUB_ERR_HANDLER_CONSTRUCTED,
+  WSHUB_ERR_INVALID_JSON,
+  WSHUB_ERR_INVALID_PAYLOAD,
+  WSHUB_ERR_NOT_ACCEPTED,
+  WSHUB_ERR_UNEXPECTED_FRAME
+} from './errors.js'
+import type { Hub, RoomSender } from './hub.js'
+import { Inbox, type Message } from './inbox.js'
+import { toJson, toWire, writeOutgoing, type Outgoing } from './message.js'
+import { kDeliver, kFail, kHandlerReturned, kInit, kNext, kOnDisconnect, kSocketClosed, kStartDispatch } from './symbols.js'
+
+export type { Message }
+
+/** What a route hands a new connection. */
+export interface ConnectionInit {
+  id: string
+  socket: WebSocket
+  request: FastifyRequest
+  hub: Hub
+}
+
+// Connection states: not yet accepted (a class handler inside connect()), accepted, closed.
+const PENDING = 0
+const ACCEPTED = 1
+const CLOSED = 2
+
+// What happens to an incoming message.
+const QUEUE = 0 // into the inbox, for receive*(), the iterator, or a class handler not yet dispatching
+const DISPATCH = 1 // straight to the class handler's receive(), one at a time
+const DISCARD = 2 // dropped unless someone waits: the function handler returned without ever reading
+
+const RESOLVED = Promise.resolve()
+const TEXT = { binary: false }
+const BINARY = { binary: true }
+
+// A connection is built by its route, which hands its init over through this variable for the length
+// of one synchronous `new`. That keeps the constructor free of arguments, so a class handler may
+// declare its own constructor without having to pass anything on to `super()`.
+let pendingInit: ConnectionInit | undefined
+
+/**
+ * Builds a connection or class-handler instance for a route.
+ * @internal
+ */
+export function construct<C extends BaseConnection> (Class: new () => C, init: ConnectionInit): C {
+  pendingInit = init
+  try {
+    return new Class()
+  } finally {
+    pendingInit = undefined
+  }
+}
+
+/** The route parameters of a route generic, as `request.params` types them. */
+export type ParamsOf<RouteGeneric extends RouteGenericInterface> = FastifyRequest<RouteGeneric>['params']
+
+/**
+ * Everything a connection is, shared by the function handler's `conn` ({@link Connection}) and the
+ * class handler's `this` (`WebSocketHandler`). See API.md, "The connection".
+ */
+export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGenericInterface> {
+  /** A string unique in the whole cluster; URL-safe. */
+  readonly id: string
+  /** The `FastifyRequest` of the upgrade (`request.log`, `request.user` set by auth hooks, ...). */
+  readonly request: FastifyRequest<RouteGeneric>
+  /** The underlying `ws` WebSocket, for what the hub does not cover. */
+  readonly socket: WebSocket
+  /** The hub (`app.ws`). */
+  readonly hub: Hub
+
+  #state = PENDING
+  #mode = QUEUE
+  #busy = false
+  #everRead = false
+  #inbox: Inbox | null = null
+  #closeCode = 0
+  #closeReason = ''
+  #data: Record<string, unknown> | null = null
+  #abort: AbortController | null = null
+  #log: FastifyBaseLogger | null = null
+  #socketClosed: Promise<void> | null = null
+  #resolveSocketClosed: (() => void) | null = null
+  #dispatch: ((message: Message) => unknown) | null = null
+
+  constructor () {
+    const init = pendingInit
+    pendingInit = undefined
+    if (init === undefined) throw new WSHUB_ERR_HANDLER_CONSTRUCTED()
+    this.id = init.id
+    this.request = init.request as FastifyRequest<RouteGeneric>
+    this.socket = init.socket
+    this.hub = init.hub
+    this[kInit]()
+  }
+
+  /** @internal */
+  [kInit] (): void {
+    const socket = this.socket
+    socket.on('message', (data: Buffer, isBinary: boolean) => this.#onMessage(data, isBinary))
+    socket.on('close', (code: number, reason: Buffer) => this.#onSocketClose(code, reason))
+  }
+
+  /** The route parameters (`request.params`). */
+  get params (): ParamsOf<RouteGeneric> {
+    return this.request.params
+  }
+
+  /** The parsed query string (`request.query`). */
+  get query (): FastifyRequest<RouteGeneric>['query'] {
+    return this.request.query
+  }
+
+  /** The upgrade request's headers (`request.headers`). */
+  get headers (): FastifyRequest<RouteGeneric>['headers'] {
+    return this.request.headers
+  }
+
+  /** The URL path of the upgrade request, without the query string. */
+  get path (): string {
+    const url = this.request.url
+    const q = url.indexOf('?')
+    return q === -1 ? url : url.slice(0, q)
+  }
+
+  /** The client's IP address (`request.ip`, so it honours `trustProxy`). */
+  get ip (): string {
+    return this.request.ip
+  }
+
+  /** The negotiated subprotocol, or `''`. */
+  get protocol (): string {
+    return this.socket.protocol
+  }
+
+  /** A logger carrying this connection's id (a child of `request.log`). */
+  get log (): FastifyBaseLogger {
+    return (this.#log ??= this.request.log.child({ connId: this.id }))
+  }
+
+  /** A plain object for the application's own per-connection data. */
+  get state (): Record<string, unknown> {
+    return (this.#data ??= {})
+  }
+
+  set state (value: Record<string, unknown>) {
+    this.#data = value
+  }
+
+  /** Whether the connection has been accepted. */
+  get accepted (): boolean {
+    return this.#state === ACCEPTED
+  }
+
+  /** Whether the connection has closed. */
+  get closed (): boolean {
+    return this.#state === CLOSED
+  }
+
+  /** Aborted when the connection closes; its `reason` is the `WebSocketDisconnect`. */
+  get signal (): AbortSignal {
+    if (this.#abort === null) {
+      this.#abort = new AbortController()
+      if (this.#state === CLOSED) this.#abort.abort(new WebSocketDisconnect(this.#closeCode, this.#closeReason))
+    }
+    return this.#abort.signal
+  }
+
+  /** The rooms this connection is in (a live, read-only view). */
+  get rooms (): ReadonlySet<string> {
+    return this.hub.registry.roomsOf(this)
+  }
+
+  /**
+   * Accepts the connection: it joins the hub and may send and join rooms. Function handlers' connections
+   * and class handlers without `connect()` are accepted before the handler runs. Idempotent.
+   */
+  accept (): Promise<void> {
+    if (this.#state === PENDING) {
+      this.#state = ACCEPTED
+      this.hub.registry.add(this)
+    } else if (this.#state === CLOSED) {
+      return Promise.reject(new WSHUB_ERR_CONNECTION_CLOSED(this.id))
+    }
+    return RESOLVED
+  }
+
+  /**
+   * Sends a message: a string as a text frame; a Buffer, ArrayBuffer or typed array as a binary frame;
+   * anything else as JSON text. Resolves once handed to the socket; rejects on a connection that is
+   * closed or not yet accepted.
+   */
+  send (data: unknown): Promise<void> {
+    const err = this.#cannotSend()
+    if (err !== null) return Promise.reject(err)
+    let wire: string | Buffer
+    try {
+      wire = toWire(data)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    return this.#write(wire, typeof wire !== 'string')
+  }
+
+  /** Sends a text frame. */
+  sendText (text: string): Promise<void> {
+    if (typeof text !== 'string') return Promise.reject(new WSHUB_ERR_INVALID_PAYLOAD(`sendText() takes a string, not ${typeof text}`))
+    const err = this.#cannotSend()
+    return err === null ? this.#write(text, false) : Promise.reject(err)
+  }
+
+  /** Sends a binary frame. */
+  sendBytes (bytes: Buffer | ArrayBuffer | ArrayBufferView): Promise<void> {
+    if (typeof bytes === 'string' || !(bytes instanceof ArrayBuffer || ArrayBuffer.isView(bytes))) {
+      return Promise.reject(new WSHUB_ERR_INVALID_PAYLOAD('sendBytes() takes a Buffer, an ArrayBuffer or a typed array'))
+    }
+    return this.send(bytes)
+  }
+
+  /** Sends a value as JSON text (a string too: `sendJson('a')` sends `"a"`). */
+  sendJson (value: unknown): Promise<void> {
+    const err = this.#cannotSend()
+    if (err !== null) return Promise.reject(err)
+    let text: string
+    try {
+      text = toJson(value)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    return this.#write(text, false)
+  }
+
+  /** The next message as text; a binary frame rejects with `WSHUB_ERR_UNEXPECTED_FRAME` (and is consumed). */
+  receiveText (): Promise<string> {
+    return this.#next().then(expectText)
+  }
+
+  /** The next message as bytes; a text frame rejects with `WSHUB_ERR_UNEXPECTED_FRAME` (and is consumed). */
+  receiveBytes (): Promise<Buffer> {
+    return this.#next().then(expectBytes)
+  }
+
+  /**
+   * The next text message, parsed as JSON. Invalid JSON rejects with `WSHUB_ERR_INVALID_JSON`, a binary
+   * frame with `WSHUB_ERR_UNEXPECTED_FRAME`; either way the message is consumed and the connection stays open.
+   */
+  receiveJson<T = unknown> (): Promise<T> {
+    return this.#next().then(parseJson<T>)
+  }
+
+  /** Yields messages until the peer closes, then ends quietly. */
+  async * [Symbol.asyncIterator] (): AsyncGenerator<Message, void, undefined> {
+    while (true) {
+      let message: Message
+      try {
+        message = await this.#next()
+      } catch (err) {
+        if (err instanceof WebSocketDisconnect) return
+        /* c8 ignore next 2 -- the inbox only ever rejects with a WebSocketDisconnect */
+        throw err
+      }
+      yield message
+    }
+  }
+
+  /**
+   * Closes the connection with `code` (default 1000) and `reason`. At once, the connection is `closed`,
+   * leaves its rooms and the hub, and `disconnect()` runs; the close handshake then finishes in the
+   * background. Idempotent. A code the protocol does not allow a server to send rejects with
+   * `WSHUB_ERR_INVALID_PAYLOAD` and leaves the connection open.
+   */
+  close (code: number = CloseCode.NORMAL, reason = ''): Promise<void> {
+    if (this.#state === CLOSED) return RESOLVED
+    if (!isValidCloseCode(code)) return Promise.reject(new WSHUB_ERR_INVALID_PAYLOAD(`${code} is not a close code a server may send`))
+    if (typeof reason !== 'string' || Buffer.byteLength(reason) > 123) {
+      return Promise.reject(new WSHUB_ERR_INVALID_PAYLOAD('a close reason is a string of at most 123 bytes'))
+    }
+    this.#finish(code, reason, true)
+    this.socket.close(code, reason)
+    return RESOLVED
+  }
+
+  /** Joins a room. A room is a non-empty string of at most 256 characters. */
+  join (room: string): Promise<void> {
+    const err = this.#cannotSend()
+    if (err !== null) return Promise.reject(err)
+    return this.hub.joinLocal(this, room)
+  }
+
+  /** Leaves a room. */
+  leave (room: string): Promise<void> {
+    return this.hub.leaveLocal(this, room)
+  }
+
+  /** Sends to every member of `room` except this connection, on every node. */
+  broadcast (room: string, data: unknown): Promise<void> {
+    return this.hub.to(room).except(this.id).send(data)
+  }
+
+  /** Addresses every member of `room` (or of several rooms) except this connection. */
+  to (room: string | readonly string[]): RoomSender {
+    return this.hub.to(room).except(this.id)
+  }
+
+  /**
+   * Writes a hub message, framed once for all its recipients. Returns false when the connection cannot
+   * take it (not accepted, closed, or its socket closing).
+   * @internal
+   */
+  [kDeliver] (message: Outgoing): boolean {
+    if (this.#state !== ACCEPTED || this.socket.readyState !== OPEN) return false
+    writeOutgoing(this.socket, message)
+    const counters = this.hub.counters
+    counters.messagesOut++
+    counters.bytesOut += message.payload.length
+    return true
+  }
+
+  /**
+   * Switches a class handler's connection from queueing to calling `dispatch` with each message, one at a
+   * time: the next waits for the previous call's promise. Messages held until now go first.
+   * @internal
+   */
+  [kStartDispatch] (dispatch: (message: Message) => unknown): void {
+    if (this.#state === CLOSED) return
+    this.#dispatch = dispatch
+    this.#mode = DISPATCH
+    this.#drain()
+  }
+
+  /**
+   * A function handler has returned. If it never read a message, nobody will: later messages are
+   * dropped instead of filling the queue (a waiting `receive*()` still gets them).
+   * @internal
+   */
+  [kHandlerReturned] (): void {
+    if (!this.#everRead && this.#mode === QUEUE) {
+      this.#mode = DISCARD
+      this.#inbox?.clear()
+    }
+  }
+
+  /**
+   * Runs after the connection has closed, once, for accepted connections (class handlers call
+   * `disconnect()` here).
+   * @internal
+   */
+  [kOnDisconnect] (_code: number, _reason: string): void {}
+
+  /**
+   * Settles when the socket has fully closed (close handshake done, or terminated).
+   * @internal
+   */
+  [kSocketClosed] (): Promise<void> {
+    if (this.#socketClosed === null) {
+      this.#socketClosed = this.socket.readyState === 3
+        ? RESOLVED
+        : new Promise(resolve => { this.#resolveSocketClosed = resolve })
+    }
+    return this.#socketClosed
+  }
+
+  /**
+   * Closes the connection because its handler failed: logged as an error (a `WebSocketDisconnect` is
+   * not an error), closed with 1011.
+   * @internal
+   */
+  [kFail] (err: unknown): void {
+    if (err instanceof WebSocketDisconnect) {
+      this.log.debug({ code: err.code }, 'ws handler ended on disconnect')
+      return
+    }
+    this.log.error({ err }, 'ws handler failed')
+    this.close(CloseCode.INTERNAL_ERROR, 'Internal error').catch(noop)
+  }
+
+  #cannotSend (): Error | null {
+    if (this.#state === ACCEPTED) return null
+    return this.#state === CLOSED ? new WSHUB_ERR_CONNECTION_CLOSED(this.id) : new WSHUB_ERR_NOT_ACCEPTED(this.id)
+  }
+
+  #write (wire: string | Buffer, binary: boolean): Promise<void> {
+    const socket = this.socket
+    if (socket.readyState !== OPEN) return Promise.reject(new WSHUB_ERR_CONNECTION_CLOSED(this.id))
+    socket.send(wire, binary ? BINARY : TEXT)
+    const counters = this.hub.counters
+    counters.messagesOut++
+    counters.bytesOut += typeof wire === 'string' ? Buffer.byteLength(wire) : wire.length
+    return RESOLVED
+  }
+
+  /**
+   * The next message, of either kind (`receive()` of a function handler's connection).
+   * @internal
+   */
+  [kNext] (): Promise<Message> {
+    return this.#next()
+  }
+
+  #next (): Promise<Message> {
+    this.#everRead = true
+    if (this.#inbox === null) {
+      if (this.#state === CLOSED) return Promise.reject(new WebSocketDisconnect(this.#closeCode, this.#closeReason))
+      this.#inbox = this.#newInbox()
+    }
+    return this.#inbox.next()
+  }
+
+  #newInbox (): Inbox {
+    return new Inbox(paused => {
+      if (paused) this.socket.pause()
+      else this.socket.resume()
+    })
+  }
+
+  #onMessage (data: Buffer, isBinary: boolean): void {
+    const counters = this.hub.counters
+    counters.messagesIn++
+    counters.bytesIn += data.length
+    if (this.#state === CLOSED) return
+    const message: Message = isBinary ? data : data.toString()
+    if (this.#mode === DISPATCH) {
+      if (!this.#busy && (this.#inbox === null || this.#inbox.length === 0)) {
+        this.#run(message)
+        return
+      }
+    } else if (this.#mode === DISCARD && !this.#inbox?.hasWaiters) {
+      return
+    }
+    (this.#inbox ??= this.#newInbox()).push(message)
+  }
+
+  // Hands one message to the class handler; while its promise is pending, later messages queue.
+  #run (message: Message): void {
+    let result: unknown
+    try {
+      result = this.#dispatch!(message)
+    } catch (err) {
+      this[kFail](err)
+      return
+    }
+    if (result !== null && typeof result === 'object' && typeof (result as Promise<void>).then === 'function') {
+      this.#busy = true
+      ;(result as Promise<void>).then(this.#afterRun, this.#afterRunFailed)
+    }
+  }
+
+  #afterRun = (): void => {
+    this.#busy = false
+    this.#drain()
+  }
+
+  #afterRunFailed = (err: unknown): void => {
+    this.#busy = false
+    this[kFail](err)
+  }
+
+  #drain (): void {
+    const inbox = this.#inbox
+    if (inbox === null) return
+    while (!this.#busy && this.#state !== CLOSED) {
+      const message = inbox.shift()
+      if (message === undefined) return
+      this.#run(message)
+    }
+  }
+
+  #onSocketClose (code: number, reason: Buffer): void {
+    this.#finish(code, reason.toString(), false)
+    this.#resolveSocketClosed?.()
+    this.#socketClosed ??= RESOLVED
+  }
+
+  // The one place a connection ends, whoever closed it: it leaves the hub and its rooms, pending and
+  // later receive*() calls reject, the signal aborts, and then disconnect() runs.
+  #finish (code: number, reason: string, local: boolean): void {
+    if (this.#state === CLOSED) return
+    const wasAccepted = this.#state === ACCEPTED
+    this.#state = CLOSED
+    this.#closeCode = code
+    this.#closeReason = reason
+    if (wasAccepted) this.hub.registry.remove(this)
+    const disconnect = new WebSocketDisconnect(code, reason)
+    if (this.#inbox !== null) {
+      // Closing from this side drops what was not read yet; a peer's close lets it be read first.
+      if (local) this.#inbox.clear()
+      this.#inbox.end(disconnect)
+    }
+    this.#abort?.abort(disconnect)
+    if (wasAccepted) this[kOnDisconnect](code, reason)
+  }
+}
+
+/**
+ * The connection a function handler receives (`conn`). See API.md, "The connection".
+ */
+export class Connection<RouteGeneric extends RouteGenericInterface = RouteGenericInterface> extends BaseConnection<RouteGeneric> {
+  /** The next message: a `string` for a text frame, a `Buffer` for a binary one. */
+  receive (): Promise<Message> {
+    return this[kNext]()
+  }
+}
+
+function noop (): void {}
+
+function expectText (message: Message): string {
+  if (typeof message !== 'string') throw new WSHUB_ERR_UNEXPECTED_FRAME('text', 'binary')
+  return message
+}
+
+function expectBytes (message: Message): Buffer {
+  if (typeof message === 'string') throw new WSHUB_ERR_UNEXPECTED_FRAME('binary', 'text')
+  return message
+}
+
+function parseJson<T> (message: Message): T {
+  if (typeof message !== 'string') throw new WSHUB_ERR_UNEXPECTED_FRAME('text (JSON)', 'binary')
+  try {
+    return JSON.parse(message) as T
+  } catch (cause) {
+    const err = new WSHUB_ERR_INVALID_JSON((cause as Error).message)
+    err.cause = cause
+    throw err
+  }
+}
+
+/** Whether a server may send `code` in a close frame (RFC 6455 section 7.4; as ws's `isValidStatusCode`). */
+export function isValidCloseCode (code: unknown): code is number {
+  return typeof code === 'number' && Number.isInteger(code) && (
+    (code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) ||
+    (code >= 3000 && code <= 4999))
+}

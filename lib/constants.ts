@@ -1,0 +1,29 @@
+// Values shared across modules (as ws's lib/constants.js).
+
+/** The longest room name accepted, in characters (API.md: a room is a non-empty string of at most 256). */
+export const MAX_ROOM_LENGTH = 256
+
+/**
+ * A connection's receive queue pauses reading from its socket when it holds this many messages or
+ * bytes, and resumes when it has drained below half of both. A slow handler therefore holds at most
+ * about this much (plus what the socket had already read) instead of queueing without bound.
+ */
+export const INBOX_HIGH_WATER_MESSAGES = 256
+export const INBOX_HIGH_WATER_BYTES = 1_048_576
+
+/** How long `app.close()` waits for close handshakes before it terminates the sockets left. */
+export const DEFAULT_CLOSE_TIMEOUT = 5_000
+
+/** WebSocket readyState values (as ws exports them), kept here so hot paths need no property look-up. */
+export const OPEN = 1
+
+/** Defaults of the registration options (API.md "Registering"). */
+export const DEFAULTS = Object.freeze({
+  maxPayload: 1_048_576,
+  heartbeatInterval: 30_000,
+  backpressureLimit: 4_194_304,
+  backpressureAction: 'close',
+  keyPrefix: 'wshub:',
+  nodeTtl: 15_000,
+  requestTimeout: 5_000
+} as const)

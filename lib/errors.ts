@@ -1,0 +1,91 @@
+import createError from '@fastify/error'
+
+// Every error this package raises, in one place (fastify keeps its own in lib/errors.js the same way).
+// The key of each entry equals its code, and every code is listed in the README.
+
+// -- registration and routes ------------------------------------------------------------------------
+
+/** An option of `app.register(wsHub, options)` has the wrong type or value. */
+export const WSHUB_ERR_INVALID_OPTION = createError<[string, string]>(
+  'WSHUB_ERR_INVALID_OPTION', 'Invalid fastify-ws-hub option "%s": %s', 500, TypeError)
+
+/** `wsRoute` was given something that is neither a function nor a class extending `WebSocketHandler`. */
+export const WSHUB_ERR_INVALID_HANDLER = createError<[string, string]>(
+  'WSHUB_ERR_INVALID_HANDLER', 'Invalid handler for ws route "%s": %s', 500, TypeError)
+
+/** A `WebSocketHandler` subclass was constructed by hand instead of by a ws route. */
+export const WSHUB_ERR_HANDLER_CONSTRUCTED = createError(
+  'WSHUB_ERR_HANDLER_CONSTRUCTED',
+  'A WebSocketHandler is constructed by its ws route; pass the class to app.wsRoute() instead of calling new', 500, TypeError)
+
+// -- the connection -----------------------------------------------------------------------------------
+
+/** A room name is not a non-empty string of at most 256 characters. */
+export const WSHUB_ERR_INVALID_ROOM = createError<[string]>(
+  'WSHUB_ERR_INVALID_ROOM', 'Invalid room name %s: a room is a non-empty string of at most 256 characters', 400, TypeError)
+
+/** An operation needs an open connection, and this one has closed. */
+export const WSHUB_ERR_CONNECTION_CLOSED = createError<[string]>(
+  'WSHUB_ERR_CONNECTION_CLOSED', 'Connection %s is closed', 500)
+
+/** A class handler sent or joined a room before calling `accept()`. */
+export const WSHUB_ERR_NOT_ACCEPTED = createError<[string]>(
+  'WSHUB_ERR_NOT_ACCEPTED', 'Connection %s has not been accepted yet; call accept() first', 500)
+
+/** `receiveText()` got a binary frame, or `receiveBytes()` a text frame. The message is consumed. */
+export const WSHUB_ERR_UNEXPECTED_FRAME = createError<[string, string]>(
+  'WSHUB_ERR_UNEXPECTED_FRAME', 'Expected a %s message but received a %s one', 400, TypeError)
+
+/** `receiveJson()` got a message that does not parse as JSON. The message is consumed. */
+export const WSHUB_ERR_INVALID_JSON = createError<[string]>(
+  'WSHUB_ERR_INVALID_JSON', 'Message is not valid JSON: %s', 400, SyntaxError)
+
+/** `send()`/`sendJson()` got a value that JSON cannot represent (a cycle, a BigInt, `undefined`, a function). */
+export const WSHUB_ERR_INVALID_PAYLOAD = createError<[string]>(
+  'WSHUB_ERR_INVALID_PAYLOAD', 'Cannot send this value: %s', 500, TypeError)
+
+// -- the hub and its broker ---------------------------------------------------------------------------
+
+/** The hub was used after `app.close()` shut its broker down. */
+export const WSHUB_ERR_BROKER_CLOSED = createError(
+  'WSHUB_ERR_BROKER_CLOSED', 'The hub is closed: the application is shutting down', 503)
+
+/**
+ * WebSocket close codes used by the hub, by the reason that leads to them
+ * (HTTP status codes stay on the errors; these are what the peer sees after the upgrade).
+ */
+export const CloseCode = Object.freeze({
+  NORMAL: 1000,
+  GOING_AWAY: 1001,
+  NO_STATUS: 1005,
+  ABNORMAL: 1006,
+  INVALID_PAYLOAD: 1007,
+  POLICY_VIOLATION: 1008,
+  MESSAGE_TOO_BIG: 1009,
+  INTERNAL_ERROR: 1011,
+  TRY_AGAIN_LATER: 1013
+})
+
+/**
+ * Rejects a pending or later `receive*()` once the connection has closed, carrying the close code and
+ * reason (as Starlette's and Panther's `WebSocketDisconnect` do). It is a signal, not a failure: a handler
+ * that lets it escape is not logged as an error. Its `code` is the numeric WebSocket close code, which is
+ * why it is a plain `Error` rather than a coded `@fastify/error` like the rest.
+ */
+export class WebSocketDisconnect extends Error {
+  /** The close code that ended the connection (1000, 1001, 1006, ...). */
+  readonly code: number
+  /** The close reason, or `''`. */
+  readonly reason: string
+
+  /**
+   * @param code - the close code
+   * @param reason - the close reason
+   */
+  constructor (code: number, reason = '') {
+    super(`WebSocket closed with code ${code}${reason ? `: ${reason}` : ''}`)
+    this.name = 'WebSocketDisconnect'
+    this.code = code
+    this.reason = reason
+  }
+}

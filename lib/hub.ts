@@ -1,0 +1,392 @@
+import { randomBytes } from 'node:crypto'
+import type { FastifyBaseLogger } from 'fastify'
+import type { WebSocket, WebSocketServer } from 'ws'
+import type { Broker, Envelope } from './broker/broker.js'
+import type { BaseConnection } from './connection.js'
+import { MAX_ROOM_LENGTH, OPEN } from './constants.js'
+import { CloseCode, WSHUB_ERR_BROKER_CLOSED, WSHUB_ERR_INVALID_ROOM } from './errors.js'
+import { serialize, type Outgoing } from './message.js'
+import { RoomRegistry } from './rooms.js'
+import { kDeliver, kSocketClosed } from './symbols.js'
+
+/** The cumulative figures of `stats()`. */
+export interface HubCounters {
+  messagesIn: number
+  messagesOut: number
+  bytesIn: number
+  bytesOut: number
+  dropped: number
+  closedForBackpressure: number
+}
+
+/** This node's figures: `connections` and `rooms` are current counts, the rest cumulative. */
+export interface HubStats extends HubCounters {
+  connections: number
+  rooms: number
+}
+
+/** The broker channel every node listens on for room broadcasts and `sendAll`. */
+export const BROADCAST_CHANNEL = 'broadcast'
+
+const RESOLVED = Promise.resolve()
+
+/**
+ * Checks a room name: a non-empty string of at most 256 characters.
+ * @throws WSHUB_ERR_INVALID_ROOM
+ */
+export function validateRoom (room: unknown): asserts room is string {
+  if (typeof room !== 'string' || room.length === 0 || room.length > MAX_ROOM_LENGTH) {
+    const shown = typeof room === 'string'
+      ? room.length > 40 ? `"${room.slice(0, 40)}..." (${room.length} characters)` : JSON.stringify(room)
+      : typeof room
+    throw new WSHUB_ERR_INVALID_ROOM(shown)
+  }
+}
+
+/** The node part of a connection id (`<node>.<random>`). */
+export function nodeOf (id: string): string {
+  const dot = id.indexOf('.')
+  return dot === -1 ? '' : id.slice(0, dot)
+}
+
+/**
+ * Addresses the members of one or more rooms (`app.ws.to(room)`), optionally leaving some out.
+ */
+export class RoomSender {
+  readonly #hub: Hub
+  readonly #rooms: string[] | null
+  #except: string[] | null = null
+  #error: Error | null = null
+
+  /** @internal */
+  constructor (hub: Hub, rooms: string | readonly string[] | null) {
+    this.#hub = hub
+    if (rooms === null) {
+      this.#rooms = null
+      return
+    }
+    const list = typeof rooms === 'string' ? [rooms] : Array.isArray(rooms) ? [...new Set(rooms)] : [rooms as unknown as string]
+    try {
+      for (const room of list) validateRoom(room)
+    } catch (err) {
+      this.#error = err as Error
+    }
+    this.#rooms = list
+  }
+
+  /** Leaves out one connection id or several (unknown ids are fine). Returns this sender. */
+  except (ids: string | readonly string[]): this {
+    const list = typeof ids === 'string' ? [ids] : [...ids]
+    this.#except = this.#except === null ? list : this.#except.concat(list)
+    return this
+  }
+
+  /**
+   * Sends to every member, on every node, serialized and framed once. A member of several of the rooms
+   * gets the message once. Resolves when local members have been written to and the message has been
+   * handed to the broker for the other nodes.
+   */
+  send (data: unknown): Promise<void> {
+    if (this.#error !== null) return Promise.reject(this.#error)
+    let message: Outgoing
+    try {
+      message = serialize(data)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    return this.#hub.publish(message, this.#rooms, this.#except)
+  }
+}
+
+/**
+ * The hub, `app.ws`: every connection of this node by id, the rooms, and sending to a connection or a
+ * room from anywhere. All fan-out goes through one place, `publish`: local delivery, then the broker for
+ * the other nodes, whose envelopes come back in through `#onEnvelope` (as socket.io's `ClusterAdapter`
+ * and Phoenix's `PubSub` compose broadcast as local dispatch plus remote publish).
+ *
+ * Every member but `get`, `size` and `stats` returns a Promise, also on a single node, so that code does
+ * not change when a broker reaching other processes is added.
+ */
+export class Hub {
+  /** This node's id, the prefix of the ids of its connections. */
+  readonly nodeId: string
+  /** @internal */
+  readonly registry = new RoomRegistry<BaseConnection>()
+  /** @internal */
+  readonly counters: HubCounters = {
+    messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0, dropped: 0, closedForBackpressure: 0
+  }
+
+  readonly #broker: Broker
+  readonly #log: FastifyBaseLogger
+  readonly #disconnecting = new Set<Promise<void>>()
+  #closed = false
+
+  /** @internal */
+  constructor (broker: Broker, log: FastifyBaseLogger) {
+    this.#broker = broker
+    this.#log = log
+    this.nodeId = randomBytes(6).toString('base64url')
+  }
+
+  /**
+   * Subscribes to the broker's channels.
+   * @internal
+   */
+  async start (): Promise<void> {
+    await this.#broker.subscribe(BROADCAST_CHANNEL, envelope => this.#onEnvelope(envelope))
+  }
+
+  /**
+   * A new connection id: this node's id, a dot, and 72 random bits (URL-safe, not guessable).
+   * @internal
+   */
+  newId (): string {
+    return `${this.nodeId}.${randomBytes(9).toString('base64url')}`
+  }
+
+  /** Connections on this node. */
+  get size (): number {
+    return this.registry.connections.size
+  }
+
+  /** The local connection with this id (the `conn` of a function handler, the instance of a class handler). */
+  get (id: string): BaseConnection | undefined {
+    return this.registry.connections.get(id)
+  }
+
+  /** Whether a connection with this id exists (cluster-wide). */
+  has (id: string): Promise<boolean> {
+    return Promise.resolve(this.registry.connections.has(id))
+  }
+
+  /**
+   * Sends to one connection. Resolves true when it exists and the message was written to it, false for
+   * an unknown or closed id (never a throw); rejects only for a value that cannot be serialized.
+   */
+  send (id: string, data: unknown): Promise<boolean> {
+    const conn = this.registry.connections.get(id)
+    if (conn === undefined) return Promise.resolve(false)
+    return conn.send(data).then(() => true, (err: Error & { code?: string }) => {
+      if (err.code === 'WSHUB_ERR_CONNECTION_CLOSED') return false
+      throw err
+    })
+  }
+
+  /** Closes one connection. Resolves true when such a connection existed and was closed. */
+  close (id: string, code?: number, reason?: string): Promise<boolean> {
+    const conn = this.registry.connections.get(id)
+    if (conn === undefined) return Promise.resolve(false)
+    return conn.close(code, reason).then(() => true)
+  }
+
+  /** Addresses the members of a room, or of several rooms (each member once). */
+  to (room: string | readonly string[]): RoomSender {
+    return new RoomSender(this, room)
+  }
+
+  /** The same as `to(room).send(data)`. */
+  broadcast (room: string, data: unknown): Promise<void> {
+    return new RoomSender(this, room).send(data)
+  }
+
+  /** Sends to every connection on every node. */
+  sendAll (data: unknown): Promise<void> {
+    return new RoomSender(this, null).send(data)
+  }
+
+  /** Puts a connection in a room. Resolves false for an unknown id. */
+  join (id: string, room: string): Promise<boolean> {
+    return this.#move(id, room, true)
+  }
+
+  /** Takes a connection out of a room. Resolves false for an unknown id. */
+  leave (id: string, room: string): Promise<boolean> {
+    return this.#move(id, room, false)
+  }
+
+  /** How many connections are in a room (cluster-wide). */
+  roomSize (room: string): Promise<number> {
+    try {
+      validateRoom(room)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    return Promise.resolve(this.registry.rooms.get(room)?.size ?? 0)
+  }
+
+  /** The ids of the connections in a room (cluster-wide). */
+  members (room: string): Promise<string[]> {
+    try {
+      validateRoom(room)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    const members = this.registry.rooms.get(room)
+    return Promise.resolve(members === undefined ? [] : Array.from(members, member => member.id))
+  }
+
+  /** The names of the rooms with at least one member (cluster-wide). */
+  rooms (): Promise<string[]> {
+    return Promise.resolve([...this.registry.rooms.keys()])
+  }
+
+  /** This node's figures, synchronously. */
+  stats (): HubStats {
+    return {
+      connections: this.registry.connections.size,
+      rooms: this.registry.rooms.size,
+      ...this.counters
+    }
+  }
+
+  /**
+   * Puts a local connection in a room (`conn.join`).
+   * @internal
+   */
+  joinLocal (conn: BaseConnection, room: string): Promise<void> {
+    try {
+      validateRoom(room)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    this.registry.join(conn, room)
+    return RESOLVED
+  }
+
+  /**
+   * Takes a local connection out of a room (`conn.leave`).
+   * @internal
+   */
+  leaveLocal (conn: BaseConnection, room: string): Promise<void> {
+    try {
+      validateRoom(room)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    this.registry.leave(conn, room)
+    return RESOLVED
+  }
+
+  /**
+   * Delivers a serialized message to the local members of `rooms` (every local connection when null),
+   * then hands it to the broker for the other nodes.
+   * @internal
+   */
+  publish (message: Outgoing, rooms: string[] | null, except: string[] | null): Promise<void> {
+    if (this.#closed) return Promise.reject(new WSHUB_ERR_BROKER_CLOSED())
+    this.#deliver(message, rooms, except)
+    const envelope: Envelope = rooms === null
+      ? { origin: this.nodeId, type: 'all', binary: message.binary, payload: message.payload }
+      : { origin: this.nodeId, type: 'rooms', rooms, binary: message.binary, payload: message.payload }
+    if (except !== null) envelope.except = except
+    return this.#broker.publish(BROADCAST_CHANNEL, envelope)
+  }
+
+  /**
+   * Keeps track of a class handler's pending `disconnect()` so that shutdown can wait for it.
+   * @internal
+   */
+  trackDisconnect (promise: Promise<void>): void {
+    const tracked = promise.finally(() => this.#disconnecting.delete(tracked))
+    this.#disconnecting.add(tracked)
+  }
+
+  /**
+   * Closes every connection with 1001 and waits, at most `timeout` ms, for the close handshakes and
+   * for `disconnect()` handlers; sockets still open then are terminated. Sockets of the WebSocket server
+   * that have no hub connection (a class handler still in `connect()`, a plain `@fastify/websocket` route)
+   * are closed the same way.
+   * @internal
+   */
+  async shutdown (server: WebSocketServer | undefined, timeout: number): Promise<void> {
+    this.#closed = true
+    const reason = 'Server shutting down'
+    const closing: Promise<void>[] = []
+    for (const conn of [...this.registry.connections.values()]) {
+      conn.close(CloseCode.GOING_AWAY, reason).catch(noop)
+      closing.push(conn[kSocketClosed]())
+    }
+    const sockets: WebSocket[] = server === undefined ? [] : [...server.clients]
+    for (const socket of sockets) {
+      if (socket.readyState === OPEN) socket.close(CloseCode.GOING_AWAY, reason)
+      if (socket.readyState !== 3) closing.push(new Promise(resolve => socket.once('close', () => resolve())))
+    }
+    closing.push(...this.#disconnecting)
+    let timer: NodeJS.Timeout | undefined
+    const expired = new Promise<boolean>(resolve => {
+      timer = setTimeout(resolve, timeout, true)
+      timer.unref()
+    })
+    const timedOut = await Promise.race([Promise.allSettled(closing).then(() => false), expired])
+    clearTimeout(timer)
+    if (timedOut) {
+      let terminated = 0
+      for (const socket of sockets) {
+        if (socket.readyState !== 3) {
+          socket.terminate()
+          terminated++
+        }
+      }
+      this.#log.warn({ terminated, timeout }, 'fastify-ws-hub: close handshakes not finished in time, sockets terminated')
+    }
+  }
+
+  /**
+   * Releases the broker.
+   * @internal
+   */
+  async stop (): Promise<void> {
+    this.#closed = true
+    await this.#broker.close()
+  }
+
+  #move (id: string, room: string, join: boolean): Promise<boolean> {
+    try {
+      validateRoom(room)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    const conn = this.registry.connections.get(id)
+    if (conn === undefined) return Promise.resolve(false)
+    if (join) this.registry.join(conn, room)
+    else this.registry.leave(conn, room)
+    return Promise.resolve(true)
+  }
+
+  #onEnvelope (envelope: Envelope): void {
+    if (envelope.origin === this.nodeId) return
+    const message: Outgoing = { binary: envelope.binary, payload: envelope.payload }
+    this.#deliver(message, envelope.type === 'all' ? null : envelope.rooms ?? [], envelope.except ?? null)
+  }
+
+  #deliver (message: Outgoing, rooms: string[] | null, except: string[] | null): void {
+    const skip = except === null ? null : new Set(except)
+    if (rooms === null) {
+      for (const conn of this.registry.connections.values()) {
+        if (skip === null || !skip.has(conn.id)) conn[kDeliver](message)
+      }
+      return
+    }
+    if (rooms.length === 1) {
+      const members = this.registry.rooms.get(rooms[0]!)
+      if (members === undefined) return
+      for (const conn of members) {
+        if (skip === null || !skip.has(conn.id)) conn[kDeliver](message)
+      }
+      return
+    }
+    const seen = new Set<BaseConnection>()
+    for (const room of rooms) {
+      const members = this.registry.rooms.get(room)
+      if (members === undefined) continue
+      for (const conn of members) {
+        if (seen.has(conn)) continue
+        seen.add(conn)
+        if (skip === null || !skip.has(conn.id)) conn[kDeliver](message)
+      }
+    }
+  }
+}
+
+function noop (): void {}

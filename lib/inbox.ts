@@ -1,0 +1,118 @@
+import { INBOX_HIGH_WATER_BYTES, INBOX_HIGH_WATER_MESSAGES } from './constants.js'
+
+/** A received message: `string` for a text frame, `Buffer` for a binary one. */
+export type Message = string | Buffer
+
+interface Waiter {
+  resolve: (message: Message) => void
+  reject: (err: Error) => void
+}
+
+function sizeOf (message: Message): number {
+  return typeof message === 'string' ? message.length : message.byteLength
+}
+
+/**
+ * A connection's bounded receive queue. Messages wait here until a `receive*()` call, an iterator
+ * or a class handler's dispatcher takes them. When the queue passes its high-water mark it asks the
+ * owner to pause the socket (`onPressure(true)`), and to resume it once it has drained below half.
+ */
+export class Inbox {
+  #items: Message[] = []
+  #head = 0
+  #bytes = 0
+  #waiters: Waiter[] | null = null
+  #end: Error | null = null
+  #paused = false
+  readonly #onPressure: (paused: boolean) => void
+
+  /**
+   * @param onPressure - called with `true` to pause reading from the socket, `false` to resume
+   */
+  constructor (onPressure: (paused: boolean) => void) {
+    this.#onPressure = onPressure
+  }
+
+  /** Messages waiting. */
+  get length (): number {
+    return this.#items.length - this.#head
+  }
+
+  /** Whether someone is waiting in `next()`. */
+  get hasWaiters (): boolean {
+    return this.#waiters !== null && this.#waiters.length > 0
+  }
+
+  /** Whether the queue has ended (the connection closed). */
+  get ended (): boolean {
+    return this.#end !== null
+  }
+
+  /** Adds a message, handing it straight to a waiter when there is one. */
+  push (message: Message): void {
+    if (this.#end !== null) return
+    if (this.#waiters !== null && this.#waiters.length > 0) {
+      this.#waiters.shift()!.resolve(message)
+      return
+    }
+    this.#items.push(message)
+    this.#bytes += sizeOf(message)
+    if (!this.#paused && (this.length >= INBOX_HIGH_WATER_MESSAGES || this.#bytes >= INBOX_HIGH_WATER_BYTES)) {
+      this.#paused = true
+      this.#onPressure(true)
+    }
+  }
+
+  /** Takes the oldest message, or `undefined` when there is none. */
+  shift (): Message | undefined {
+    if (this.#head === this.#items.length) return undefined
+    const message = this.#items[this.#head]!
+    this.#items[this.#head++] = undefined as unknown as Message
+    if (this.#head === this.#items.length) {
+      this.#items = []
+      this.#head = 0
+    } else if (this.#head >= 1024 && this.#head * 2 >= this.#items.length) {
+      this.#items = this.#items.slice(this.#head)
+      this.#head = 0
+    }
+    this.#bytes -= sizeOf(message)
+    if (this.#paused && this.length * 2 < INBOX_HIGH_WATER_MESSAGES && this.#bytes * 2 < INBOX_HIGH_WATER_BYTES) {
+      this.#paused = false
+      this.#onPressure(false)
+    }
+    return message
+  }
+
+  /**
+   * The next message. Rejects with the end error once the queue has ended and is empty (messages
+   * that arrived before the close are still handed out first).
+   */
+  next (): Promise<Message> {
+    const message = this.shift()
+    if (message !== undefined) return Promise.resolve(message)
+    if (this.#end !== null) return Promise.reject(this.#end)
+    return new Promise((resolve, reject) => {
+      (this.#waiters ??= []).push({ resolve, reject })
+    })
+  }
+
+  /** Drops every waiting message (used when nobody will ever read them). */
+  clear (): void {
+    this.#items = []
+    this.#head = 0
+    this.#bytes = 0
+    if (this.#paused) {
+      this.#paused = false
+      this.#onPressure(false)
+    }
+  }
+
+  /** Ends the queue: waiters and later `next()` calls (once it is empty) reject with `err`. */
+  end (err: Error): void {
+    if (this.#end !== null) return
+    this.#end = err
+    const waiters = this.#waiters
+    this.#waiters = null
+    if (waiters !== null) for (const waiter of waiters) waiter.reject(err)
+  }
+}

@@ -1,0 +1,127 @@
+import type { WebsocketPluginOptions } from '@fastify/websocket'
+import { DEFAULT_CLOSE_TIMEOUT, DEFAULTS } from './constants.js'
+import { WSHUB_ERR_INVALID_OPTION } from './errors.js'
+
+/** What `backpressure.action` may be. */
+export type BackpressureAction = 'close' | 'drop'
+
+/** The options of `app.register(wsHub, options)`; every one is optional. See API.md, "Registering". */
+export interface WsHubOptions {
+  /** The largest frame accepted, in bytes; a larger one closes the socket with 1009. Default 1 MiB. */
+  maxPayload?: number
+  /** Ping every `interval` ms; a peer that has not answered by the next ping is terminated. `false` turns it off. */
+  heartbeat?: false | { interval?: number }
+  /** When a socket's buffered outgoing bytes pass `limit`: `'close'` it (1013) or `'drop'` messages to it. */
+  backpressure?: { limit?: number, action?: BackpressureAction }
+  /** Origins allowed to open a connection (others get HTTP 403), or a function that decides. */
+  allowedOrigins?: readonly string[] | ((origin: string | undefined) => boolean)
+  /** Redis for more than one process: a URL, ioredis options, an ioredis client, or `true` for `app.redis`. */
+  redis?: string | true | object
+  /** Prefix of Redis keys and channels. Default `'wshub:'`. */
+  keyPrefix?: string
+  /** Ms after which a silent node drops out of cluster answers. Default 15 000. */
+  nodeTtl?: number
+  /** Ms a cross-node call waits for its reply. Default 5 000. */
+  requestTimeout?: number
+  /** Ms `app.close()` waits for close handshakes before terminating the sockets left. Default 5 000. */
+  closeTimeout?: number
+  /** Passed through to `@fastify/websocket` when the hub registers it. */
+  websocket?: WebsocketPluginOptions
+}
+
+/** The options with every default filled in. */
+export interface ResolvedOptions {
+  maxPayload: number
+  heartbeat: false | { interval: number }
+  backpressure: { limit: number, action: BackpressureAction }
+  allowedOrigins: readonly string[] | ((origin: string | undefined) => boolean) | undefined
+  redis: string | true | object | undefined
+  keyPrefix: string
+  nodeTtl: number
+  requestTimeout: number
+  closeTimeout: number
+  websocket: WebsocketPluginOptions
+}
+
+const KNOWN = new Set([
+  'maxPayload', 'heartbeat', 'backpressure', 'allowedOrigins', 'redis', 'keyPrefix', 'nodeTtl',
+  'requestTimeout', 'closeTimeout', 'websocket'
+])
+
+// Options that Fastify's register() itself takes and passes on to every plugin.
+const FASTIFY_OWN = new Set(['prefix', 'logLevel', 'logSerializers'])
+
+function fail (name: string, expected: string, value: unknown): never {
+  const shown = typeof value === 'string' ? JSON.stringify(value) : typeof value === 'function' ? 'a function' : String(value)
+  throw new WSHUB_ERR_INVALID_OPTION(name, `expected ${expected}, got ${shown}`)
+}
+
+function isPlainObject (value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+function positiveInteger (name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) fail(name, 'a positive integer', value)
+  return value
+}
+
+function heartbeat (value: unknown): ResolvedOptions['heartbeat'] {
+  if (value === undefined) return { interval: DEFAULTS.heartbeatInterval }
+  if (value === false) return false
+  if (!isPlainObject(value)) fail('heartbeat', 'false or { interval }', value)
+  return { interval: positiveInteger('heartbeat.interval', value.interval, DEFAULTS.heartbeatInterval) }
+}
+
+function backpressure (value: unknown): ResolvedOptions['backpressure'] {
+  if (value === undefined) return { limit: DEFAULTS.backpressureLimit, action: DEFAULTS.backpressureAction }
+  if (!isPlainObject(value)) fail('backpressure', '{ limit, action }', value)
+  const action = value.action ?? DEFAULTS.backpressureAction
+  if (action !== 'close' && action !== 'drop') fail('backpressure.action', "'close' or 'drop'", action)
+  return { limit: positiveInteger('backpressure.limit', value.limit, DEFAULTS.backpressureLimit), action }
+}
+
+function allowedOrigins (value: unknown): ResolvedOptions['allowedOrigins'] {
+  if (value === undefined || typeof value === 'function') return value as ResolvedOptions['allowedOrigins']
+  if (!Array.isArray(value) || !value.every(origin => typeof origin === 'string' && origin.length > 0)) {
+    fail('allowedOrigins', 'an array of origin strings or a function', value)
+  }
+  return Object.freeze([...value])
+}
+
+function redis (value: unknown): ResolvedOptions['redis'] {
+  if (value === undefined) return undefined
+  if (value !== true && typeof value !== 'string' && !isPlainObject(value)) {
+    fail('redis', 'a URL string, ioredis options, an ioredis client or true', value)
+  }
+  if (typeof value === 'string' && !/^rediss?:\/\//.test(value)) fail('redis', 'a redis:// or rediss:// URL', value)
+  return value
+}
+
+/**
+ * Checks every option and fills in the defaults.
+ * @throws WSHUB_ERR_INVALID_OPTION naming the first option of the wrong type or value
+ */
+export function resolveOptions (options: unknown): ResolvedOptions {
+  if (options === undefined || options === null) options = {}
+  if (!isPlainObject(options)) fail('options', 'an object', options)
+  for (const key of Object.keys(options)) {
+    if (!KNOWN.has(key) && !FASTIFY_OWN.has(key)) throw new WSHUB_ERR_INVALID_OPTION(key, `unknown option; the options are ${[...KNOWN].join(', ')}`)
+  }
+  const keyPrefix = options.keyPrefix ?? DEFAULTS.keyPrefix
+  if (typeof keyPrefix !== 'string' || keyPrefix.length === 0) fail('keyPrefix', 'a non-empty string', keyPrefix)
+  const websocket = options.websocket ?? {}
+  if (!isPlainObject(websocket)) fail('websocket', 'an object of @fastify/websocket options', websocket)
+  return {
+    maxPayload: positiveInteger('maxPayload', options.maxPayload, DEFAULTS.maxPayload),
+    heartbeat: heartbeat(options.heartbeat),
+    backpressure: backpressure(options.backpressure),
+    allowedOrigins: allowedOrigins(options.allowedOrigins),
+    redis: redis(options.redis),
+    keyPrefix,
+    nodeTtl: positiveInteger('nodeTtl', options.nodeTtl, DEFAULTS.nodeTtl),
+    requestTimeout: positiveInteger('requestTimeout', options.requestTimeout, DEFAULTS.requestTimeout),
+    closeTimeout: positiveInteger('closeTimeout', options.closeTimeout, DEFAULT_CLOSE_TIMEOUT),
+    websocket: websocket as WebsocketPluginOptions
+  }
+}
