@@ -340,7 +340,7 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
    * @internal
    */
   [kHandlerReturned] (): void {
-    if (!this.#everRead && this.#mode === QUEUE) {
+    if (!this.#everRead && this.#mode === QUEUE && this.#state !== CLOSED) {
       this.#mode = DISCARD
       this.#inbox?.clear()
     }

@@ -29,6 +29,8 @@ export interface HubStats extends HubCounters {
 export const BROADCAST_CHANNEL = 'broadcast'
 
 const RESOLVED = Promise.resolve()
+/** What `sendAll` addresses: every connection rather than the members of some rooms. */
+const ALL = Symbol('fastify-ws-hub.all')
 
 /**
  * Checks a room name: a non-empty string of at most 256 characters.
@@ -59,9 +61,9 @@ export class RoomSender {
   #error: Error | null = null
 
   /** @internal */
-  constructor (hub: Hub, rooms: string | readonly string[] | null) {
+  constructor (hub: Hub, rooms: string | readonly string[] | typeof ALL) {
     this.#hub = hub
-    if (rooms === null) {
+    if (rooms === ALL) {
       this.#rooms = null
       return
     }
@@ -192,7 +194,7 @@ export class Hub {
 
   /** Sends to every connection on every node. */
   sendAll (data: unknown): Promise<void> {
-    return new RoomSender(this, null).send(data)
+    return new RoomSender(this, ALL).send(data)
   }
 
   /** Puts a connection in a room. Resolves false for an unknown id. */
