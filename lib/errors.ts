@@ -6,11 +6,11 @@ import createError from '@fastify/error'
 // -- registration and routes ------------------------------------------------------------------------
 
 /** An option of `app.register(wsHub, options)` has the wrong type or value. */
-export const WSHUB_ERR_INVALID_OPTION = createError<[string, string]>(
+export const WSHUB_ERR_INVALID_OPTION = createError<'WSHUB_ERR_INVALID_OPTION', 500, [string, string]>(
   'WSHUB_ERR_INVALID_OPTION', 'Invalid fastify-ws-hub option "%s": %s', 500, TypeError)
 
 /** `wsRoute` was given something that is neither a function nor a class extending `WebSocketHandler`. */
-export const WSHUB_ERR_INVALID_HANDLER = createError<[string, string]>(
+export const WSHUB_ERR_INVALID_HANDLER = createError<'WSHUB_ERR_INVALID_HANDLER', 500, [string, string]>(
   'WSHUB_ERR_INVALID_HANDLER', 'Invalid handler for ws route "%s": %s', 500, TypeError)
 
 /** A `WebSocketHandler` subclass was constructed by hand instead of by a ws route. */
@@ -21,27 +21,27 @@ export const WSHUB_ERR_HANDLER_CONSTRUCTED = createError(
 // -- the connection -----------------------------------------------------------------------------------
 
 /** A room name is not a non-empty string of at most 256 characters. */
-export const WSHUB_ERR_INVALID_ROOM = createError<[string]>(
+export const WSHUB_ERR_INVALID_ROOM = createError<'WSHUB_ERR_INVALID_ROOM', 400, [string]>(
   'WSHUB_ERR_INVALID_ROOM', 'Invalid room name %s: a room is a non-empty string of at most 256 characters', 400, TypeError)
 
 /** An operation needs an open connection, and this one has closed. */
-export const WSHUB_ERR_CONNECTION_CLOSED = createError<[string]>(
+export const WSHUB_ERR_CONNECTION_CLOSED = createError<'WSHUB_ERR_CONNECTION_CLOSED', 500, [string]>(
   'WSHUB_ERR_CONNECTION_CLOSED', 'Connection %s is closed', 500)
 
 /** A class handler sent or joined a room before calling `accept()`. */
-export const WSHUB_ERR_NOT_ACCEPTED = createError<[string]>(
+export const WSHUB_ERR_NOT_ACCEPTED = createError<'WSHUB_ERR_NOT_ACCEPTED', 500, [string]>(
   'WSHUB_ERR_NOT_ACCEPTED', 'Connection %s has not been accepted yet; call accept() first', 500)
 
 /** `receiveText()` got a binary frame, or `receiveBytes()` a text frame. The message is consumed. */
-export const WSHUB_ERR_UNEXPECTED_FRAME = createError<[string, string]>(
+export const WSHUB_ERR_UNEXPECTED_FRAME = createError<'WSHUB_ERR_UNEXPECTED_FRAME', 400, [string, string]>(
   'WSHUB_ERR_UNEXPECTED_FRAME', 'Expected a %s message but received a %s one', 400, TypeError)
 
 /** `receiveJson()` got a message that does not parse as JSON. The message is consumed. */
-export const WSHUB_ERR_INVALID_JSON = createError<[string]>(
+export const WSHUB_ERR_INVALID_JSON = createError<'WSHUB_ERR_INVALID_JSON', 400, [string]>(
   'WSHUB_ERR_INVALID_JSON', 'Message is not valid JSON: %s', 400, SyntaxError)
 
 /** `send()`/`sendJson()` got a value that JSON cannot represent (a cycle, a BigInt, `undefined`, a function). */
-export const WSHUB_ERR_INVALID_PAYLOAD = createError<[string]>(
+export const WSHUB_ERR_INVALID_PAYLOAD = createError<'WSHUB_ERR_INVALID_PAYLOAD', 500, [string]>(
   'WSHUB_ERR_INVALID_PAYLOAD', 'Cannot send this value: %s', 500, TypeError)
 
 // -- the hub and its broker ---------------------------------------------------------------------------

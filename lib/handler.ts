@@ -19,7 +19,7 @@ import { kOnDisconnect } from './symbols.js'
  * A callback that throws closes the connection with 1011 and logs the error; the server keeps serving.
  *
  * @example
- * class BookSocket extends WebSocketHandler<{ Params: { id: string } }> {
+ * class BookSocket extends WebSocketHandler<{ Params: { id: string }, Querystring: { token?: string } }> {
  *   async connect (params: { id: string }) { if (this.query.token) await this.accept() }
  *   async receive (data: string | Buffer) { await this.send(data) }
  * }

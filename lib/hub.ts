@@ -309,7 +309,8 @@ export class Hub {
       conn.close(CloseCode.GOING_AWAY, reason).catch(noop)
       closing.push(conn[kSocketClosed]())
     }
-    const sockets: WebSocket[] = server === undefined ? [] : [...server.clients]
+    // Without ws's clientTracking there is no list of sockets: only hub connections are closed then.
+    const sockets: WebSocket[] = server?.clients === undefined ? [] : [...server.clients]
     for (const socket of sockets) {
       if (socket.readyState === OPEN) socket.close(CloseCode.GOING_AWAY, reason)
       if (socket.readyState !== 3) closing.push(new Promise(resolve => socket.once('close', () => resolve())))

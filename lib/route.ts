@@ -33,21 +33,35 @@ export type WsRouteOptions<RouteGeneric extends RouteGenericInterface = RouteGen
   WsRouteShorthandOptions<RouteGeneric> & { url: string, handler: WsRouteHandler<RouteGeneric> }
 
 type Simplify<T> = { [K in keyof T]: T[K] } & {}
-type ParamName<S extends string> = S extends `${infer Name}(${string}` ? Name : S extends `${infer Name}?` ? Name : S
+type ParamName<S extends string> = S extends `${infer Name}(${string}` ? Name : S
 type SegmentParams<S extends string> =
   S extends `${infer Head}-${infer Tail}` ? SegmentParams<Head> & SegmentParams<Tail>
-    : S extends `:${infer Name}` ? { [K in ParamName<Name>]: string }
-      : S extends '*' ? { '*': string } : unknown
+    : S extends `:${infer Name}?` ? { [K in ParamName<Name>]?: string }
+      : S extends `:${infer Name}` ? { [K in ParamName<Name>]: string }
+        : S extends '*' ? { '*': string } : unknown
 type SplitParams<Path extends string> =
   Path extends `${infer Segment}/${infer Rest}` ? SegmentParams<Segment> & SplitParams<Rest> : SegmentParams<Path>
 
 /**
  * The path parameters of a route path, as find-my-way names them: `'/chat/:room'` gives
- * `{ room: string }`, `'/files/*'` gives `{ '*': string }`; a path only known as `string` gives
- * `Record<string, string>`.
+ * `{ room: string }`, `'/opt/:id?'` gives `{ id?: string }`, `'/files/*'` gives `{ '*': string }`; a
+ * path only known as `string` gives `Record<string, string>`.
  */
 export type PathParams<Path extends string> =
   string extends Path ? Record<string, string> : Simplify<SplitParams<Path>>
+
+/**
+ * The default of the explicit-generic forms of `wsRoute`: no handler fits it. Without it, a handler
+ * typed for other params than its path has (`{ id }` on `'/book/:bookId'`) would silently pick the
+ * route generic from the handler and find `params.id` undefined at run time.
+ */
+interface ExplicitRouteGenericRequired extends RouteGenericInterface {
+  Params: { readonly 'wsRoute: the handler expects params that the path does not have': never }
+}
+
+/** A class handler declared without a route generic (its params are `unknown`): it fits any path. */
+type UntypedHandlerClass<Class extends WebSocketHandlerClass> =
+  Class & (unknown extends InstanceType<Class>['params'] ? unknown : never)
 
 /** `app.wsRoute`: declares a WebSocket route beside the HTTP ones. */
 export interface WsRouteMethod<Instance> {
@@ -57,18 +71,24 @@ export interface WsRouteMethod<Instance> {
     handler: WsRouteHandler<{ Params: PathParams<Path> }>,
     options?: WsRouteShorthandOptions<{ Params: PathParams<Path> }>
   ): Instance
+  /** A class handler declared without a route generic. */
+  <Class extends WebSocketHandlerClass>(path: string, handler: UntypedHandlerClass<Class>, options?: WsRouteShorthandOptions): Instance
   /** A route typed by an explicit route generic (`{ Params, Querystring, Headers }`). */
-  <RouteGeneric extends RouteGenericInterface = RouteGenericInterface>(
+  <RouteGeneric extends RouteGenericInterface = ExplicitRouteGenericRequired>(
     path: string,
-    handler: WsRouteHandler<RouteGeneric>,
-    options?: WsRouteShorthandOptions<RouteGeneric>
+    handler: WsRouteHandler<NoInfer<RouteGeneric>>,
+    options?: WsRouteShorthandOptions<NoInfer<RouteGeneric>>
   ): Instance
   /** The object form, typed from `url`. */
   <const Path extends string>(
     options: WsRouteShorthandOptions<{ Params: PathParams<Path> }> & { url: Path, handler: WsRouteHandler<{ Params: PathParams<Path> }> }
   ): Instance
+  /** The object form with a class handler declared without a route generic. */
+  <Class extends WebSocketHandlerClass>(options: WsRouteShorthandOptions & { url: string, handler: UntypedHandlerClass<Class> }): Instance
   /** The object form, typed by an explicit route generic. */
-  <RouteGeneric extends RouteGenericInterface = RouteGenericInterface>(options: WsRouteOptions<RouteGeneric>): Instance
+  <RouteGeneric extends RouteGenericInterface = ExplicitRouteGenericRequired>(
+    options: WsRouteShorthandOptions<NoInfer<RouteGeneric>> & { url: string, handler: WsRouteHandler<NoInfer<RouteGeneric>> }
+  ): Instance
 }
 
 type Start = (socket: WebSocket, request: FastifyRequest) => void

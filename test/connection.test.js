@@ -286,6 +286,7 @@ describe('receiving', () => {
   test('breaking out of for await leaves the connection open', async t => {
     const { client, conn } = await setup(t)
     client.send('first')
+    // eslint-disable-next-line no-unreachable-loop -- leaving the loop after one message is the point
     for await (const message of conn) {
       assert.equal(message, 'first')
       break
