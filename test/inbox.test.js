@@ -1,0 +1,77 @@
+// Inbox: a connection's bounded receive queue.
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { INBOX_HIGH_WATER_BYTES, INBOX_HIGH_WATER_MESSAGES } from '../dist/lib/constants.js'
+import { Inbox } from '../dist/lib/inbox.js'
+
+test('hands messages out in order, to waiters first', async () => {
+  const inbox = new Inbox(() => {})
+  const waiting = inbox.next()
+  assert.equal(inbox.hasWaiters, true)
+  inbox.push('a')
+  inbox.push(Buffer.from('b'))
+  assert.equal(await waiting, 'a')
+  assert.equal(inbox.length, 1)
+  assert.deepEqual(await inbox.next(), Buffer.from('b'))
+  assert.equal(inbox.shift(), undefined)
+})
+
+test('asks to pause at the message high-water mark and to resume below half', () => {
+  const calls = []
+  const inbox = new Inbox(paused => calls.push(paused))
+  for (let i = 0; i < INBOX_HIGH_WATER_MESSAGES - 1; i++) inbox.push('x')
+  assert.deepEqual(calls, [])
+  inbox.push('x')
+  assert.deepEqual(calls, [true])
+  inbox.push('x')
+  assert.deepEqual(calls, [true], 'asks once')
+  while (inbox.length * 2 >= INBOX_HIGH_WATER_MESSAGES) inbox.shift()
+  assert.deepEqual(calls, [true, false])
+})
+
+test('asks to pause at the byte high-water mark', () => {
+  const calls = []
+  const inbox = new Inbox(paused => calls.push(paused))
+  inbox.push(Buffer.alloc(INBOX_HIGH_WATER_BYTES / 2))
+  assert.deepEqual(calls, [])
+  inbox.push('y'.repeat(INBOX_HIGH_WATER_BYTES / 2))
+  assert.deepEqual(calls, [true])
+  inbox.shift()
+  inbox.shift()
+  assert.deepEqual(calls, [true, false])
+})
+
+test('clear drops everything and resumes a paused socket', () => {
+  const calls = []
+  const inbox = new Inbox(paused => calls.push(paused))
+  for (let i = 0; i < INBOX_HIGH_WATER_MESSAGES; i++) inbox.push('x')
+  inbox.clear()
+  assert.equal(inbox.length, 0)
+  assert.deepEqual(calls, [true, false])
+})
+
+test('end rejects waiters, then hands out what was left, then rejects', async () => {
+  const inbox = new Inbox(() => {})
+  const waiting = inbox.next()
+  const err = new Error('closed')
+  inbox.end(err)
+  await assert.rejects(waiting, err)
+  assert.equal(inbox.ended, true)
+
+  const other = new Inbox(() => {})
+  other.push('left over')
+  other.end(err)
+  other.end(new Error('ignored: ends once'))
+  other.push('after the end is dropped')
+  assert.equal(await other.next(), 'left over')
+  await assert.rejects(other.next(), err)
+})
+
+test('a long queue read from the front stays compact and correct', async () => {
+  const inbox = new Inbox(() => {})
+  for (let round = 0; round < 3; round++) {
+    for (let i = 0; i < 3000; i++) inbox.push(`m${i}`)
+    for (let i = 0; i < 3000; i++) assert.equal(inbox.shift(), `m${i}`)
+  }
+  assert.equal(inbox.length, 0)
+})
