@@ -377,7 +377,7 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
       return
     }
     this.log.error({ err }, 'ws handler failed')
-    this.close(CloseCode.INTERNAL_ERROR, 'Internal error').catch(noop)
+    this.close(CloseCode.INTERNAL_ERROR, 'Internal error') // a valid code: resolves, never rejects
   }
 
   #cannotSend (): Error | null {
@@ -506,8 +506,6 @@ export class Connection<RouteGeneric extends RouteGenericInterface = RouteGeneri
     return this[kNext]()
   }
 }
-
-function noop (): void {}
 
 function expectText (message: Message): string {
   if (typeof message !== 'string') throw new WSHUB_ERR_UNEXPECTED_FRAME('text', 'binary')

@@ -45,12 +45,6 @@ export function validateRoom (room: unknown): asserts room is string {
   }
 }
 
-/** The node part of a connection id (`<node>.<random>`). */
-export function nodeOf (id: string): string {
-  const dot = id.indexOf('.')
-  return dot === -1 ? '' : id.slice(0, dot)
-}
-
 /**
  * Addresses the members of one or more rooms (`app.ws.to(room)`), optionally leaving some out.
  */
@@ -302,11 +296,11 @@ export class Hub {
    * @internal
    */
   async shutdown (server: WebSocketServer | undefined, timeout: number): Promise<void> {
-    this.#closed = true
+    // The hub stays usable until stop(): handlers ending on this close may still tell their rooms.
     const reason = 'Server shutting down'
     const closing: Promise<void>[] = []
     for (const conn of [...this.registry.connections.values()]) {
-      conn.close(CloseCode.GOING_AWAY, reason).catch(noop)
+      conn.close(CloseCode.GOING_AWAY, reason) // a valid code: resolves, never rejects
       closing.push(conn[kSocketClosed]())
     }
     // Without ws's clientTracking there is no list of sockets: only hub connections are closed then.
@@ -391,5 +385,3 @@ export class Hub {
     }
   }
 }
-
-function noop (): void {}

@@ -140,6 +140,31 @@ describe('connect()', () => {
     assert.ok(line.connId)
   })
 
+  test('a synchronous connect() that throws closes with 1011 too', async t => {
+    class SyncBroken extends WebSocketHandler {
+      connect () { throw new Error('sync connect exploded') }
+    }
+    const app = await build(t, app => app.wsRoute('/sync-broken', SyncBroken))
+    const client = await connect(t, app, '/sync-broken')
+    assert.equal((await client.closed).code, 1011)
+    assert.ok(app.logLines.some(l => l.err?.message === 'sync connect exploded'))
+  })
+
+  test('super.connect() accepts, as a class without connect() is', async t => {
+    class Delegating extends WebSocketHandler {
+      connect (params) {
+        this.state.seen = params.id
+        return super.connect(params)
+      }
+
+      receive () { return this.send(this.state.seen) }
+    }
+    const app = await build(t, app => app.wsRoute('/delegating/:id', Delegating))
+    const client = await connect(t, app, '/delegating/9')
+    client.send('?')
+    assert.equal(await client.next(), '9')
+  })
+
   test('the peer leaving during connect() ends it quietly: no accept, no disconnect()', async t => {
     const release = deferred()
     let disconnects = 0

@@ -190,6 +190,19 @@ describe('to(room | rooms).except(id | ids).send(data), broadcast, sendAll', () 
     for (const member of members) assert.ok(payload.equals(await member.next()))
   })
 
+  test('with permessage-deflate, a room message waits behind a message still being compressed', async t => {
+    const { app, conns, open } = await setup(t, { websocket: { options: { perMessageDeflate: { threshold: 0 } } } })
+    const members = [await open('a', 'r'), await open('b', 'r')]
+    assert.match(conns.get('a').socket.extensions, /permessage-deflate/)
+    const big = 'z'.repeat(100_000)
+    // The direct send is compressed asynchronously; the room message must not overtake it.
+    conns.get('a').send(big)
+    await app.ws.to('r').send('after the big one')
+    assert.equal(await members[0].next(), big)
+    assert.equal(await members[0].next(), 'after the big one')
+    assert.equal(await members[1].next(), 'after the big one')
+  })
+
   test('a room message counts one delivery per member in stats', async t => {
     const { app, open } = await setup(t)
     await open('a', 'r')
