@@ -51,6 +51,24 @@ export const WSHUB_ERR_BROKER_CLOSED = createError(
   'WSHUB_ERR_BROKER_CLOSED', 'The hub is closed: the application is shutting down', 503)
 
 /**
+ * A call that needs another node's answer (`send`, `close`, `has`, `join`, `leave` of a remote id) got
+ * no reply within `requestTimeout`: the owning node is unresponsive, or the reply was lost.
+ */
+export const WSHUB_ERR_REQUEST_TIMEOUT = createError<'WSHUB_ERR_REQUEST_TIMEOUT', 504, [string, string]>(
+  'WSHUB_ERR_REQUEST_TIMEOUT', '%s got no reply from the owning node within %s ms', 504)
+
+/**
+ * Redis cannot be reached: at registration (within `requestTimeout`), or, later, for a call that needs
+ * it (a remote id, cluster-wide presence). Local delivery does not need Redis and keeps working.
+ */
+export const WSHUB_ERR_REDIS_UNAVAILABLE = createError<'WSHUB_ERR_REDIS_UNAVAILABLE', 503, [string]>(
+  'WSHUB_ERR_REDIS_UNAVAILABLE', 'Redis is not available: %s', 503)
+
+/** A message between nodes could not be decoded (another program publishing on the hub's channels?). It is dropped. */
+export const WSHUB_ERR_INVALID_ENVELOPE = createError<'WSHUB_ERR_INVALID_ENVELOPE', 500, [string]>(
+  'WSHUB_ERR_INVALID_ENVELOPE', 'Malformed message between nodes: %s', 500)
+
+/**
  * WebSocket close codes used by the hub, by the reason that leads to them
  * (HTTP status codes stay on the errors; these are what the peer sees after the upgrade).
  */

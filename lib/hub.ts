@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { WebSocket, WebSocketServer } from 'ws'
-import type { Broker, Envelope } from './broker/broker.js'
-import type { BaseConnection } from './connection.js'
-import { MAX_ROOM_LENGTH, OPEN } from './constants.js'
-import { CloseCode, WSHUB_ERR_BROKER_CLOSED, WSHUB_ERR_INVALID_ROOM } from './errors.js'
+import type { Broker, Envelope, Presence, RequestEnvelope } from './broker/broker.js'
+import { Cluster, ownerOf, type RequestFields } from './cluster.js'
+import { isValidCloseCode, type BaseConnection } from './connection.js'
+import { DEFAULTS, MAX_ROOM_LENGTH, OPEN } from './constants.js'
+import { CloseCode, WSHUB_ERR_BROKER_CLOSED, WSHUB_ERR_INVALID_PAYLOAD, WSHUB_ERR_INVALID_ROOM } from './errors.js'
 import { serialize, type Outgoing } from './message.js'
 import { RoomRegistry } from './rooms.js'
 import { kDeliver, kSocketClosed } from './symbols.js'
@@ -27,6 +28,12 @@ export interface HubStats extends HubCounters {
 
 /** The broker channel every node listens on for room broadcasts and `sendAll`. */
 export const BROADCAST_CHANNEL = 'broadcast'
+
+/** How a hub reaches other nodes. */
+export interface HubOptions {
+  /** Ms a call about a connection of another node waits for its reply. Default 5 000. */
+  requestTimeout?: number
+}
 
 const RESOLVED = Promise.resolve()
 /** What `sendAll` addresses: every connection rather than the members of some rooms. */
@@ -100,6 +107,11 @@ export class RoomSender {
  * the other nodes, whose envelopes come back in through `#onEnvelope` (as socket.io's `ClusterAdapter`
  * and Phoenix's `PubSub` compose broadcast as local dispatch plus remote publish).
  *
+ * A call about one connection (`send`, `close`, `has`, `join`, `leave`) is answered here when the
+ * connection is local, and otherwise asked of the node that owns it (the id says which) through the
+ * {@link Cluster}. Presence (`roomSize`, `members`, `rooms()`) comes from the broker's `presence` when it
+ * has one (Redis), and from the local registry when it has none (one process).
+ *
  * Every member but `get`, `size` and `stats` returns a Promise, also on a single node, so that code does
  * not change when a broker reaching other processes is added.
  */
@@ -114,23 +126,36 @@ export class Hub {
   }
 
   readonly #broker: Broker
+  readonly #presence: Presence | null
+  readonly #cluster: Cluster
   readonly #log: FastifyBaseLogger
   readonly #disconnecting = new Set<Promise<void>>()
   #closed = false
 
   /** @internal */
-  constructor (broker: Broker, log: FastifyBaseLogger) {
+  constructor (broker: Broker, log: FastifyBaseLogger, options: HubOptions = {}) {
     this.#broker = broker
+    this.#presence = broker.presence ?? null
     this.#log = log
     this.nodeId = randomBytes(6).toString('base64url')
+    const timeout = options.requestTimeout ?? DEFAULTS.requestTimeout
+    this.#cluster = new Cluster(this.nodeId, broker, log, timeout, request => this.#perform(request))
   }
 
   /**
-   * Subscribes to the broker's channels.
+   * Subscribes to the broker's channels and, with cluster-wide presence, marks this node alive and
+   * starts recording its memberships.
    * @internal
    */
   async start (): Promise<void> {
     await this.#broker.subscribe(BROADCAST_CHANNEL, envelope => this.#onEnvelope(envelope))
+    await this.#cluster.start()
+    const presence = this.#presence
+    if (presence !== null) {
+      await presence.start(this.nodeId, () => this.#snapshot())
+      this.registry.on('join-room', (room: string, id: string) => presence.join(room, id))
+      this.registry.on('leave-room', (room: string, id: string) => presence.leave(room, id))
+    }
   }
 
   /**
@@ -151,29 +176,55 @@ export class Hub {
     return this.registry.connections.get(id)
   }
 
-  /** Whether a connection with this id exists (cluster-wide). */
+  /**
+   * Whether a connection with this id exists (cluster-wide). For an id of another node, rejects with
+   * `WSHUB_ERR_REQUEST_TIMEOUT` or `WSHUB_ERR_REDIS_UNAVAILABLE` when that node cannot be asked.
+   */
   has (id: string): Promise<boolean> {
-    return Promise.resolve(this.registry.connections.has(id))
+    if (this.registry.connections.has(id)) return Promise.resolve(true)
+    return this.#remote(id, { op: 'has', target: id })
   }
 
   /**
-   * Sends to one connection. Resolves true when it exists and the message was written to it, false for
-   * an unknown or closed id (never a throw); rejects only for a value that cannot be serialized.
+   * Sends to one connection, on any node. Resolves true when it exists and the message was written to
+   * it, false for an unknown or closed id; rejects for a value that cannot be serialized and, for an id
+   * of another node, when that node cannot be asked (`WSHUB_ERR_REQUEST_TIMEOUT`,
+   * `WSHUB_ERR_REDIS_UNAVAILABLE`).
    */
   send (id: string, data: unknown): Promise<boolean> {
     const conn = this.registry.connections.get(id)
-    if (conn === undefined) return Promise.resolve(false)
+    if (conn === undefined) {
+      const node = this.#remoteOwner(id)
+      if (node === null) return Promise.resolve(false)
+      let message: Outgoing
+      try {
+        message = serialize(data)
+      } catch (err) {
+        return Promise.reject(err)
+      }
+      return this.#cluster.request(node, { op: 'send', target: id, binary: message.binary, payload: message.payload })
+    }
     return conn.send(data).then(() => true, (err: Error & { code?: string }) => {
       if (err.code === 'WSHUB_ERR_CONNECTION_CLOSED') return false
       throw err
     })
   }
 
-  /** Closes one connection. Resolves true when such a connection existed and was closed. */
-  close (id: string, code?: number, reason?: string): Promise<boolean> {
+  /**
+   * Closes one connection, on any node. Resolves true when such a connection existed and was closed.
+   * An invalid close code or reason rejects with `WSHUB_ERR_INVALID_PAYLOAD`, as `conn.close()` does.
+   */
+  close (id: string, code: number = CloseCode.NORMAL, reason = ''): Promise<boolean> {
     const conn = this.registry.connections.get(id)
-    if (conn === undefined) return Promise.resolve(false)
-    return conn.close(code, reason).then(() => true)
+    if (conn !== undefined) return conn.close(code, reason).then(() => true)
+    const node = this.#remoteOwner(id)
+    if (node === null) return Promise.resolve(false)
+    // Checked here, so that a remote close fails the same way as a local one.
+    if (!isValidCloseCode(code)) return Promise.reject(new WSHUB_ERR_INVALID_PAYLOAD(`${code} is not a close code a server may send`))
+    if (typeof reason !== 'string' || Buffer.byteLength(reason) > 123) {
+      return Promise.reject(new WSHUB_ERR_INVALID_PAYLOAD('a close reason is a string of at most 123 bytes'))
+    }
+    return this.#cluster.request(node, { op: 'close', target: id, code, reason })
   }
 
   /** Addresses the members of a room, or of several rooms (each member once). */
@@ -201,29 +252,35 @@ export class Hub {
     return this.#move(id, room, false)
   }
 
-  /** How many connections are in a room (cluster-wide). */
+  /**
+   * How many connections are in a room (cluster-wide). With Redis, rejects with
+   * `WSHUB_ERR_REDIS_UNAVAILABLE` or `WSHUB_ERR_REQUEST_TIMEOUT` when Redis cannot answer.
+   */
   roomSize (room: string): Promise<number> {
     try {
       validateRoom(room)
     } catch (err) {
       return Promise.reject(err)
     }
+    if (this.#presence !== null) return this.#presence.roomSize(room)
     return Promise.resolve(this.registry.rooms.get(room)?.size ?? 0)
   }
 
-  /** The ids of the connections in a room (cluster-wide). */
+  /** The ids of the connections in a room (cluster-wide; in no particular order). */
   members (room: string): Promise<string[]> {
     try {
       validateRoom(room)
     } catch (err) {
       return Promise.reject(err)
     }
+    if (this.#presence !== null) return this.#presence.members(room)
     const members = this.registry.rooms.get(room)
     return Promise.resolve(members === undefined ? [] : Array.from(members, member => member.id))
   }
 
-  /** The names of the rooms with at least one member (cluster-wide). */
+  /** The names of the rooms with at least one member (cluster-wide; in no particular order). */
   rooms (): Promise<string[]> {
+    if (this.#presence !== null) return this.#presence.rooms()
     return Promise.resolve([...this.registry.rooms.keys()])
   }
 
@@ -327,14 +384,19 @@ export class Hub {
       }
       this.#log.warn({ terminated, timeout }, 'fastify-ws-hub: close handshakes not finished in time, sockets terminated')
     }
+    // Every connection has left its rooms: take this node out of cluster-wide presence while the
+    // Redis client is surely still open (@fastify/redis closes app.redis in its own onClose hook).
+    await this.#presence?.stop()
   }
 
   /**
-   * Releases the broker.
+   * Rejects pending cross-node calls, leaves cluster-wide presence, and releases the broker.
    * @internal
    */
   async stop (): Promise<void> {
     this.#closed = true
+    this.#cluster.stop()
+    await this.#presence?.stop()
     await this.#broker.close()
   }
 
@@ -345,14 +407,51 @@ export class Hub {
       return Promise.reject(err)
     }
     const conn = this.registry.connections.get(id)
-    if (conn === undefined) return Promise.resolve(false)
+    if (conn === undefined) return this.#remote(id, { op: join ? 'join' : 'leave', target: id, room })
     if (join) this.registry.join(conn, room)
     else this.registry.leave(conn, room)
     return Promise.resolve(true)
   }
 
+  /** The node that owns `id` when it is another node, or null (not an id, or one of this node's). */
+  #remoteOwner (id: string): string | null {
+    const node = ownerOf(id)
+    return node === this.nodeId ? null : node
+  }
+
+  /** Asks the node that owns `id`; false for an id that no other node can own. */
+  #remote (id: string, fields: RequestFields): Promise<boolean> {
+    const node = this.#remoteOwner(id)
+    return node === null ? Promise.resolve(false) : this.#cluster.request(node, fields)
+  }
+
+  /** Carries out another node's request on a connection of this node. */
+  #perform (request: RequestEnvelope): boolean | Promise<boolean> {
+    const conn = this.registry.connections.get(request.target)
+    if (conn === undefined) return false
+    switch (request.op) {
+      case 'send':
+        return conn[kDeliver]({ binary: request.binary === true, payload: request.payload ?? Buffer.alloc(0) })
+      case 'close':
+        return conn.close(request.code, request.reason).then(() => true)
+      case 'join':
+      case 'leave':
+        validateRoom(request.room)
+        if (request.op === 'join') this.registry.join(conn, request.room)
+        else this.registry.leave(conn, request.room)
+        return true
+      default:
+        return true // has
+    }
+  }
+
+  /** This node's rooms and their members' ids, for presence to write again after Redis lost them. */
+  * #snapshot (): Generator<[string, string[]]> {
+    for (const [room, members] of this.registry.rooms) yield [room, Array.from(members, member => member.id)]
+  }
+
   #onEnvelope (envelope: Envelope): void {
-    if (envelope.origin === this.nodeId) return
+    if (envelope.origin === this.nodeId || (envelope.type !== 'rooms' && envelope.type !== 'all')) return
     const message: Outgoing = { binary: envelope.binary, payload: envelope.payload }
     this.#deliver(message, envelope.type === 'all' ? null : envelope.rooms ?? [], envelope.except ?? null)
   }

@@ -1,10 +1,12 @@
 import fastifyWebsocket from '@fastify/websocket'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
+import type { Broker } from './broker/broker.js'
 import { MemoryBroker } from './broker/memory.js'
+import { isRedisClient, RedisBroker } from './broker/redis.js'
 import { WSHUB_ERR_INVALID_OPTION } from './errors.js'
 import { Hub } from './hub.js'
-import { resolveOptions, type WsHubOptions } from './options.js'
+import { resolveOptions, type ResolvedOptions, type WsHubOptions } from './options.js'
 import { createWsRoute, type WsRouteMethod } from './route.js'
 
 declare module 'fastify' {
@@ -17,17 +19,51 @@ declare module 'fastify' {
 }
 
 /**
- * The plugin: validates the options, builds the hub, decorates `app.ws` and `app.wsRoute`, registers
- * `@fastify/websocket` unless the app already has, and closes every connection with 1001 on `app.close()`.
+ * The broker the options ask for: in-process without `redis`, otherwise Redis, connected (or a
+ * `WSHUB_ERR_REDIS_UNAVAILABLE` after `requestTimeout`).
+ */
+async function createBroker (fastify: FastifyInstance, options: ResolvedOptions): Promise<Broker> {
+  if (options.redis === undefined) return new MemoryBroker()
+  let redis = options.redis
+  if (redis === true) {
+    if (!fastify.hasDecorator('redis')) {
+      throw new WSHUB_ERR_INVALID_OPTION('redis', 'true reuses app.redis from @fastify/redis; register @fastify/redis before fastify-ws-hub')
+    }
+    redis = (fastify as unknown as { redis: unknown }).redis as object
+    if (!isRedisClient(redis)) {
+      throw new WSHUB_ERR_INVALID_OPTION('redis', 'app.redis is not an ioredis client (with a namespaced @fastify/redis, pass the client itself)')
+    }
+  }
+  const broker = new RedisBroker(redis, {
+    keyPrefix: options.keyPrefix,
+    nodeTtl: options.nodeTtl,
+    requestTimeout: options.requestTimeout,
+    log: fastify.log
+  })
+  try {
+    await broker.connect()
+  } catch (err) {
+    await broker.close()
+    throw err
+  }
+  return broker
+}
+
+/**
+ * The plugin: validates the options, builds the hub on the in-process or the Redis broker, decorates
+ * `app.ws` and `app.wsRoute`, registers `@fastify/websocket` unless the app already has, and closes
+ * every connection with 1001 on `app.close()`.
  */
 const wsHubPlugin: FastifyPluginAsync<WsHubOptions> = async function wsHub (fastify: FastifyInstance, opts: WsHubOptions) {
   const options = resolveOptions(opts)
-  if (options.redis !== undefined) {
-    throw new WSHUB_ERR_INVALID_OPTION('redis', 'this version runs on one process only; the Redis broker is not available yet')
-  }
 
-  const hub = new Hub(new MemoryBroker(), fastify.log)
-  await hub.start()
+  const hub = new Hub(await createBroker(fastify, options), fastify.log, { requestTimeout: options.requestTimeout })
+  try {
+    await hub.start()
+  } catch (err) {
+    await hub.stop()
+    throw err
+  }
   fastify.decorate('ws', hub)
   fastify.decorate('wsRoute', createWsRoute(hub))
 
@@ -63,10 +99,21 @@ export default wsHub
 export { wsHub, wsHub as fastifyWsHub }
 
 export { MemoryBroker, MemoryBus } from './broker/memory.js'
-export type { Broker, Envelope, EnvelopeListener } from './broker/broker.js'
+export { RedisBroker, type RedisBrokerOptions, type RedisInput } from './broker/redis.js'
+export type {
+  BroadcastEnvelope,
+  Broker,
+  Envelope,
+  EnvelopeListener,
+  Presence,
+  PresenceSnapshot,
+  ReplyEnvelope,
+  RequestEnvelope,
+  RequestOp
+} from './broker/broker.js'
 export { BaseConnection, Connection, type Message, type ParamsOf } from './connection.js'
 export * from './errors.js'
 export { WebSocketHandler, type WebSocketHandlerClass } from './handler.js'
-export { Hub, RoomSender, type HubStats } from './hub.js'
+export { Hub, RoomSender, type HubOptions, type HubStats } from './hub.js'
 export type { BackpressureAction, WsHubOptions } from './options.js'
 export type { PathParams, WsHandlerFunction, WsRouteHandler, WsRouteMethod, WsRouteOptions, WsRouteShorthandOptions } from './route.js'

@@ -1,4 +1,5 @@
 import type { WebsocketPluginOptions } from '@fastify/websocket'
+import type { RedisInput } from './broker/redis.js'
 import { DEFAULT_CLOSE_TIMEOUT, DEFAULTS } from './constants.js'
 import { WSHUB_ERR_INVALID_OPTION } from './errors.js'
 
@@ -15,8 +16,11 @@ export interface WsHubOptions {
   backpressure?: { limit?: number, action?: BackpressureAction }
   /** Origins allowed to open a connection (others get HTTP 403), or a function that decides. */
   allowedOrigins?: readonly string[] | ((origin: string | undefined) => boolean)
-  /** Redis for more than one process: a URL, ioredis options, an ioredis client, or `true` for `app.redis`. */
-  redis?: string | true | object
+  /**
+   * Redis for more than one process: a `redis://` URL, ioredis options, an ioredis client (used, never
+   * closed, by the plugin), or `true` for `app.redis` of `@fastify/redis`.
+   */
+  redis?: RedisInput | true
   /** Prefix of Redis keys and channels. Default `'wshub:'`. */
   keyPrefix?: string
   /** Ms after which a silent node drops out of cluster answers. Default 15 000. */
@@ -35,7 +39,7 @@ export interface ResolvedOptions {
   heartbeat: false | { interval: number }
   backpressure: { limit: number, action: BackpressureAction }
   allowedOrigins: readonly string[] | ((origin: string | undefined) => boolean) | undefined
-  redis: string | true | object | undefined
+  redis: RedisInput | true | undefined
   keyPrefix: string
   nodeTtl: number
   requestTimeout: number
@@ -95,7 +99,7 @@ function redis (value: unknown): ResolvedOptions['redis'] {
     fail('redis', 'a URL string, ioredis options, an ioredis client or true', value)
   }
   if (typeof value === 'string' && !/^rediss?:\/\//.test(value)) fail('redis', 'a redis:// or rediss:// URL', value)
-  return value
+  return value as ResolvedOptions['redis']
 }
 
 /**

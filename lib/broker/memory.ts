@@ -12,7 +12,9 @@ export class MemoryBus {
 
 /**
  * The default broker: delivery within this process only. With one hub on its bus it has nobody to
- * reach, and the hub answers everything from its local registry.
+ * reach, and the hub answers everything from its local registry. Hubs on one bus reach each other with
+ * broadcasts and directed calls; it keeps no cluster-wide presence (each hub answers `roomSize`,
+ * `members` and `rooms()` from its own registry).
  */
 export class MemoryBroker implements Broker {
   readonly #bus: MemoryBus
@@ -27,15 +29,11 @@ export class MemoryBroker implements Broker {
   }
 
   async publish (channel: string, envelope: Envelope): Promise<void> {
-    if (this.#closed) throw new WSHUB_ERR_BROKER_CLOSED()
-    const listeners = this.#bus.channels.get(channel)
-    if (listeners === undefined) return
-    // Copy the listener list now, so a listener added later does not see this envelope, and deliver
-    // on a later tick, so a listener never runs inside publish() (as with a real transport).
-    const targets = [...listeners]
-    queueMicrotask(() => {
-      for (const listener of targets) listener(envelope)
-    })
+    this.#post(channel, envelope)
+  }
+
+  async direct (channel: string, envelope: Envelope): Promise<boolean> {
+    return this.#post(channel, envelope)
   }
 
   async subscribe (channel: string, listener: EnvelopeListener): Promise<void> {
@@ -63,5 +61,18 @@ export class MemoryBroker implements Broker {
     if (this.#closed) return
     for (const channel of [...this.#mine.keys()]) await this.unsubscribe(channel)
     this.#closed = true
+  }
+
+  #post (channel: string, envelope: Envelope): boolean {
+    if (this.#closed) throw new WSHUB_ERR_BROKER_CLOSED()
+    const listeners = this.#bus.channels.get(channel)
+    if (listeners === undefined) return false
+    // Copy the listener list now, so a listener added later does not see this envelope, and deliver
+    // on a later tick, so a listener never runs inside publish() (as with a real transport).
+    const targets = [...listeners]
+    queueMicrotask(() => {
+      for (const listener of targets) listener(envelope)
+    })
+    return true
   }
 }

@@ -1,0 +1,153 @@
+import type { FastifyBaseLogger } from 'fastify'
+import type { Broker, Envelope, Presence, ReplyEnvelope, RequestEnvelope } from './broker/broker.js'
+import { WSHUB_ERR_BROKER_CLOSED, WSHUB_ERR_REQUEST_TIMEOUT } from './errors.js'
+
+/** The broker channel node `nodeId` listens on for requests to it and replies to its own requests. */
+export function nodeChannel (nodeId: string): string {
+  return `node#${nodeId}`
+}
+
+/** The longest node id a connection id may start with (ours are 8 characters). */
+const MAX_NODE_ID = 64
+/** The longest connection id worth asking another node about (ours are 21 characters). */
+const MAX_ID = 256
+
+/**
+ * The id of the node that owns connection `id` (`<node id>.<random>`), or null when `id` cannot be a
+ * connection id.
+ */
+export function ownerOf (id: unknown): string | null {
+  if (typeof id !== 'string' || id.length > MAX_ID) return null
+  const dot = id.indexOf('.')
+  return dot < 1 || dot > MAX_NODE_ID ? null : id.slice(0, dot)
+}
+
+/** What a request asks for, without the fields the cluster fills in. */
+export type RequestFields = Omit<RequestEnvelope, 'origin' | 'type' | 'seq'>
+
+/** Carries out a request on the owning node; resolves with the boolean the caller gets. */
+export type RequestHandler = (request: RequestEnvelope) => boolean | Promise<boolean>
+
+interface Pending {
+  resolve (result: boolean): void
+  reject (err: Error): void
+  timer: NodeJS.Timeout
+}
+
+/**
+ * Directed calls between nodes: a call about a connection of another node goes to that node's channel
+ * only, and waits for the owner's reply on this node's channel, at most `timeout` ms. A node that is
+ * gone (nobody listens on its channel, or presence says its liveness mark expired) answers false at
+ * once; a node that does not answer in time makes the call reject with `WSHUB_ERR_REQUEST_TIMEOUT`, so a
+ * call never hangs.
+ */
+export class Cluster {
+  readonly #nodeId: string
+  readonly #broker: Broker
+  readonly #presence: Presence | null
+  readonly #log: FastifyBaseLogger
+  readonly #timeout: number
+  readonly #handle: RequestHandler
+  readonly #pending = new Map<number, Pending>()
+  #seq = 0
+  #closed = false
+
+  /**
+   * @param nodeId - this node's id
+   * @param broker - the transport
+   * @param log - for requests that could not be answered
+   * @param timeout - ms a request waits for its reply
+   * @param handle - carries out the requests of other nodes on this node's connections
+   */
+  constructor (nodeId: string, broker: Broker, log: FastifyBaseLogger, timeout: number, handle: RequestHandler) {
+    this.#nodeId = nodeId
+    this.#broker = broker
+    this.#presence = broker.presence ?? null
+    this.#log = log
+    this.#timeout = timeout
+    this.#handle = handle
+  }
+
+  /** Listens on this node's channel. */
+  start (): Promise<void> {
+    return this.#broker.subscribe(nodeChannel(this.#nodeId), envelope => this.#onEnvelope(envelope))
+  }
+
+  /**
+   * Asks node `node` to carry out a request and resolves with its answer: false when the node is gone.
+   * Rejects with `WSHUB_ERR_REQUEST_TIMEOUT` after the timeout, with the broker's error when the
+   * transport is down, and with `WSHUB_ERR_BROKER_CLOSED` after `stop()`.
+   */
+  request (node: string, fields: RequestFields): Promise<boolean> {
+    if (this.#closed) return Promise.reject(new WSHUB_ERR_BROKER_CLOSED())
+    this.#seq = (this.#seq + 1) >>> 0
+    const seq = this.#seq
+    const envelope: RequestEnvelope = { origin: this.#nodeId, type: 'request', seq, ...fields }
+    return new Promise<boolean>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(seq)
+        reject(new WSHUB_ERR_REQUEST_TIMEOUT(`${fields.op}(${fields.target})`, String(this.#timeout)))
+      }, this.#timeout)
+      this.#pending.set(seq, { resolve, reject, timer })
+      // Both go out at once (one round trip to Redis): the request, and whether the owner is alive.
+      // Nobody on the channel, or a liveness mark gone, means the node is gone: false without waiting.
+      const reached = this.#broker.direct(nodeChannel(node), envelope)
+      const alive = this.#presence === null ? true : this.#presence.alive(node)
+      Promise.all([reached, alive]).then(
+        ([reached, alive]) => { if (!reached || !alive) this.#settle(seq, false) },
+        (err: Error) => this.#fail(seq, err)
+      )
+    })
+  }
+
+  /** Rejects every pending request with `WSHUB_ERR_BROKER_CLOSED`; later requests reject at once. */
+  stop (): void {
+    this.#closed = true
+    for (const seq of [...this.#pending.keys()]) this.#fail(seq, new WSHUB_ERR_BROKER_CLOSED())
+  }
+
+  #settle (seq: number, result: boolean): void {
+    const pending = this.#pending.get(seq)
+    if (pending === undefined) return
+    this.#pending.delete(seq)
+    clearTimeout(pending.timer)
+    pending.resolve(result)
+  }
+
+  #fail (seq: number, err: Error): void {
+    const pending = this.#pending.get(seq)
+    if (pending === undefined) return
+    this.#pending.delete(seq)
+    clearTimeout(pending.timer)
+    pending.reject(err)
+  }
+
+  #onEnvelope (envelope: Envelope): void {
+    if (envelope.type === 'reply') {
+      this.#settle(envelope.seq, envelope.result)
+    } else if (envelope.type === 'request') {
+      this.#answer(envelope)
+    }
+  }
+
+  #answer (request: RequestEnvelope): void {
+    const reply = (result: boolean): Promise<boolean> => {
+      const envelope: ReplyEnvelope = { origin: this.#nodeId, type: 'reply', seq: request.seq, result }
+      return this.#broker.direct(nodeChannel(request.origin), envelope)
+    }
+    let result: boolean | Promise<boolean>
+    try {
+      result = this.#handle(request)
+    } catch (err) {
+      result = Promise.reject(err)
+    }
+    Promise.resolve(result).catch((err: Error) => {
+      this.#log.warn({ err, op: request.op, target: request.target }, 'fastify-ws-hub: a request from another node failed')
+      return false
+    }).then(reply).catch((err: Error) => {
+      // The asking node gets no reply and rejects with WSHUB_ERR_REQUEST_TIMEOUT; the broker has already
+      // said that Redis is down, if that is why.
+      this.#log.debug({ err, op: request.op, target: request.target }, 'fastify-ws-hub: could not reply to another node')
+    })
+  }
+}
