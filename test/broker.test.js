@@ -4,63 +4,35 @@ import { describe, test } from 'node:test'
 import { Hub, MemoryBroker, MemoryBus } from '../dist/lib/index.js'
 import { BROADCAST_CHANNEL } from '../dist/lib/hub.js'
 import { kDeliver } from '../dist/lib/symbols.js'
+import { brokerSuite } from './broker-suite.js'
 
 const envelope = (origin, text) => ({ origin, type: 'all', binary: false, payload: Buffer.from(text) })
 const tick = () => new Promise(resolve => setImmediate(resolve))
 
-describe('MemoryBroker', () => {
-  test('delivers to every subscriber of the channel, itself included, asynchronously and in order', async () => {
-    const bus = new MemoryBus()
-    const a = new MemoryBroker(bus)
-    const b = new MemoryBroker(bus)
-    const seenA = []
-    const seenB = []
-    await a.subscribe('c', e => seenA.push(e.payload.toString()))
-    await b.subscribe('c', e => seenB.push(e.payload.toString()))
-    const published = [a.publish('c', envelope('a', '1')), a.publish('c', envelope('a', '2'))]
-    assert.deepEqual(seenA, [], 'never inside publish()')
-    await Promise.all(published)
-    await tick()
-    assert.deepEqual(seenA, ['1', '2'])
-    assert.deepEqual(seenB, ['1', '2'])
-  })
+brokerSuite('MemoryBroker', async () => {
+  const bus = new MemoryBus()
+  return [new MemoryBroker(bus), new MemoryBroker(bus)]
+})
 
-  test('other channels, unsubscribed listeners and separate buses see nothing', async () => {
-    const bus = new MemoryBus()
-    const a = new MemoryBroker(bus)
-    const b = new MemoryBroker(bus)
+describe('MemoryBroker', () => {
+  test('brokers on separate buses do not reach each other', async () => {
+    const a = new MemoryBroker()
     const alone = new MemoryBroker()
     const seen = []
-    await b.subscribe('other', () => seen.push('other'))
-    await b.subscribe('c', () => seen.push('c'))
     await alone.subscribe('c', () => seen.push('alone'))
-    await b.unsubscribe('c')
-    await b.unsubscribe('never')
     await a.publish('c', envelope('a', 'x'))
-    await a.publish('nobody-listens', envelope('a', 'x'))
+    assert.equal(await a.direct('c', envelope('a', 'x')), false)
     await tick()
     assert.deepEqual(seen, [])
   })
 
-  test('subscribing again replaces the listener', async () => {
-    const broker = new MemoryBroker()
-    const seen = []
-    await broker.subscribe('c', () => seen.push(1))
-    await broker.subscribe('c', () => seen.push(2))
-    await broker.publish('c', envelope('x', 'y'))
-    await tick()
-    assert.deepEqual(seen, [2])
-  })
-
-  test('close unsubscribes everything, is idempotent, and publish or subscribe after it reject', async () => {
+  test('close leaves nothing on the bus', async () => {
     const bus = new MemoryBus()
     const broker = new MemoryBroker(bus)
     await broker.subscribe('c', () => {})
-    await broker.close()
+    await broker.subscribe('d', () => {})
     await broker.close()
     assert.equal(bus.channels.size, 0)
-    await assert.rejects(broker.publish('c', envelope('x', 'y')), { code: 'WSHUB_ERR_BROKER_CLOSED' })
-    await assert.rejects(broker.subscribe('c', () => {}), { code: 'WSHUB_ERR_BROKER_CLOSED' })
   })
 })
 
@@ -125,5 +97,122 @@ describe('hubs over one bus', () => {
     await tick()
     assert.deepEqual(b.received.b1, [])
     await a.hub.stop()
+  })
+})
+
+describe('directed calls between hubs over one bus', () => {
+  /** A hub whose members record deliveries and closes (the hub needs an id, kDeliver and close). */
+  async function node (bus, names, options) {
+    const hub = new Hub(new MemoryBroker(bus), { warn () {}, debug () {} }, options)
+    await hub.start()
+    const log = []
+    const members = {}
+    for (const name of names) {
+      const member = {
+        id: hub.newId(),
+        [kDeliver]: message => { log.push([name, message.binary ? [...message.payload] : message.payload.toString()]); return true },
+        close: async (code, reason) => { log.push([name, 'closed', code, reason]); hub.registry.remove(member) }
+      }
+      hub.registry.add(member)
+      members[name] = member
+    }
+    return { hub, log, members }
+  }
+
+  test('send, close, has, join and leave reach a connection of the other hub', async t => {
+    const bus = new MemoryBus()
+    const a = await node(bus, ['a1'])
+    const b = await node(bus, ['b1', 'b2'])
+    t.after(() => Promise.all([a.hub.stop(), b.hub.stop()]))
+    const b1 = b.members.b1.id
+    assert.equal(await a.hub.has(b1), true)
+    assert.equal(await a.hub.send(b1, { hi: 1 }), true)
+    assert.equal(await a.hub.send(b1, new Uint8Array([1, 2])), true)
+    assert.equal(await a.hub.join(b1, 'vip'), true)
+    assert.deepEqual([...b.hub.registry.roomsOf(b.members.b1)], ['vip'])
+    await a.hub.to('vip').send('to vip')
+    await tick()
+    assert.equal(await a.hub.leave(b1, 'vip'), true)
+    assert.equal(b.hub.registry.rooms.size, 0)
+    assert.equal(await a.hub.close(b1, 4001, 'kicked'), true)
+    assert.equal(await a.hub.has(b1), false, 'gone after the close')
+    assert.equal(await a.hub.send(b1, 'late'), false)
+    assert.equal(await a.hub.join(b1, 'vip'), false)
+    assert.equal(await a.hub.close(b1), false)
+    assert.deepEqual(b.log, [['b1', '{"hi":1}'], ['b1', [1, 2]], ['b1', 'to vip'], ['b1', 'closed', 4001, 'kicked']])
+    assert.deepEqual(a.log, [])
+  })
+
+  test('an id of a node nobody hears resolves false at once; ids that cannot be ids resolve false', async t => {
+    const bus = new MemoryBus()
+    const a = await node(bus, [], { requestTimeout: 60_000 })
+    t.after(() => a.hub.stop())
+    for (const id of ['gone.abc', 'nodot', '.abc', `${'n'.repeat(65)}.abc`, `x.${'y'.repeat(300)}`, 42, undefined]) {
+      assert.equal(await a.hub.has(id), false, String(id))
+      assert.equal(await a.hub.send(id, 'x'), false, String(id))
+      assert.equal(await a.hub.close(id), false, String(id))
+      assert.equal(await a.hub.join(id, 'r'), false, String(id))
+      assert.equal(await a.hub.leave(id, 'r'), false, String(id))
+    }
+    assert.equal(await a.hub.has(`${a.hub.nodeId}.unknown`), false, 'an unknown id of this node is not asked about')
+  })
+
+  test('a remote send or close checks its arguments as a local one does', async t => {
+    const bus = new MemoryBus()
+    const a = await node(bus, [])
+    const b = await node(bus, ['b1'])
+    t.after(() => Promise.all([a.hub.stop(), b.hub.stop()]))
+    const b1 = b.members.b1.id
+    await assert.rejects(a.hub.send(b1, 10n), { code: 'WSHUB_ERR_INVALID_PAYLOAD' })
+    await assert.rejects(a.hub.close(b1, 1005), { code: 'WSHUB_ERR_INVALID_PAYLOAD', message: /1005 is not a close code/ })
+    await assert.rejects(a.hub.close(b1, 1000, 'x'.repeat(124)), { code: 'WSHUB_ERR_INVALID_PAYLOAD', message: /123 bytes/ })
+    await assert.rejects(a.hub.join(b1, ''), { code: 'WSHUB_ERR_INVALID_ROOM' })
+    assert.deepEqual(b.log, [])
+  })
+
+  test('a node that hears but never answers makes the call reject with WSHUB_ERR_REQUEST_TIMEOUT in time', async t => {
+    const bus = new MemoryBus()
+    const a = await node(bus, [], { requestTimeout: 150 })
+    const silent = new MemoryBroker(bus)
+    const heard = []
+    await silent.subscribe('node#mute', e => heard.push(e))
+    t.after(() => Promise.all([a.hub.stop(), silent.close()]))
+    const started = Date.now()
+    await assert.rejects(a.hub.has('mute.conn'), {
+      code: 'WSHUB_ERR_REQUEST_TIMEOUT',
+      statusCode: 504,
+      message: 'has(mute.conn) got no reply from the owning node within 150 ms'
+    })
+    const took = Date.now() - started
+    assert.ok(took >= 140 && took < 1000, `rejected after ${took} ms`)
+    assert.deepEqual(heard.map(e => [e.type, e.op, e.target, e.origin]), [['request', 'has', 'mute.conn', a.hub.nodeId]])
+  })
+
+  test('a request the owner fails to carry out is answered false; stray replies are ignored', async t => {
+    const bus = new MemoryBus()
+    const a = await node(bus, [])
+    const b = await node(bus, ['b1'])
+    t.after(() => Promise.all([a.hub.stop(), b.hub.stop()]))
+    b.members.b1.close = () => Promise.reject(new Error('cannot close'))
+    assert.equal(await a.hub.close(b.members.b1.id), false)
+    const other = new MemoryBroker(bus)
+    t.after(() => other.close())
+    await other.direct(`node#${a.hub.nodeId}`, { origin: 'x', type: 'reply', seq: 12345, result: true })
+    await other.direct(`node#${a.hub.nodeId}`, { origin: 'x', type: 'rooms', rooms: [], binary: false, payload: Buffer.alloc(0) })
+    await tick()
+    assert.equal(await a.hub.has(b.members.b1.id), true, 'still answering')
+  })
+
+  test('pending calls reject with WSHUB_ERR_BROKER_CLOSED when the hub stops, and later ones at once', async () => {
+    const bus = new MemoryBus()
+    const a = await node(bus, [], { requestTimeout: 60_000 })
+    const silent = new MemoryBroker(bus)
+    await silent.subscribe('node#mute', () => {})
+    const pending = a.hub.send('mute.conn', 'x')
+    await tick()
+    await a.hub.stop()
+    await assert.rejects(pending, { code: 'WSHUB_ERR_BROKER_CLOSED' })
+    await assert.rejects(a.hub.has('mute.conn'), { code: 'WSHUB_ERR_BROKER_CLOSED' })
+    await silent.close()
   })
 })

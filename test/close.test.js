@@ -6,7 +6,9 @@ import { createConnection } from 'node:net'
 import { test } from 'node:test'
 import Fastify from 'fastify'
 import wsHub, { WebSocketHandler } from '../dist/lib/index.js'
+import { Redis } from 'ioredis'
 import { Client, deferred, until, urlOf } from './helpers.js'
+import { startRedis } from './redis-server.js'
 
 /** An app without the automatic close of `build()`: these tests close it themselves. */
 async function listening (setup, options) {
@@ -75,9 +77,11 @@ test('a peer that never answers the close handshake is terminated after closeTim
   await once(socket, 'close')
 })
 
-test('the process exits on its own after app.close(): no timer or socket keeps it alive', async () => {
+/** Runs the close-exits fixture and checks that it exits by itself, soon, after closing its app. */
+async function exitsOnItsOwn (env) {
   const child = spawn(process.execPath, [new URL('./fixtures/close-exits.js', import.meta.url).pathname], {
-    stdio: ['ignore', 'pipe', 'inherit']
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, ...env }
   })
   let output = ''
   child.stdout.on('data', chunk => { output += chunk })
@@ -96,4 +100,16 @@ test('the process exits on its own after app.close(): no timer or socket keeps i
   assert.equal(output.match(/disconnect 1001/g)?.length, 2)
   assert.match(output, /closed\n/)
   for (const client of clients) assert.equal((await client.closed).code, 1001)
+}
+
+test('the process exits on its own after app.close(): no timer or socket keeps it alive', async () => {
+  await exitsOnItsOwn({ REDIS_URL: '' })
+})
+
+test('so does a process whose hub runs on Redis, and its keys are gone', async t => {
+  const redis = await startRedis(t)
+  await exitsOnItsOwn({ REDIS_URL: redis.url })
+  const inspect = new Redis(redis.url)
+  t.after(() => inspect.disconnect())
+  assert.deepEqual(await inspect.keys('*'), [])
 })

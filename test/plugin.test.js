@@ -121,12 +121,6 @@ describe('option validation', () => {
     assert.ok(app.ws)
   })
 
-  test('redis is validated but refused in this single-process version with a clear error', async () => {
-    const err = await registrationError({ redis: 'redis://127.0.0.1:6379' })
-    assert.equal(err.code, 'WSHUB_ERR_INVALID_OPTION')
-    assert.match(err.message, /"redis": .*one process/)
-  })
-
   test('Fastify\'s own register options (prefix, logLevel) are not mistaken for unknown options', async t => {
     const app = Fastify()
     t.after(() => app.close())

@@ -6,6 +6,7 @@ import Fastify, {
   type FastifyRequest,
   type FastifyTypeProvider
 } from 'fastify'
+import { Redis } from 'ioredis'
 import type { IncomingHttpHeaders } from 'node:http'
 import { describe, expect, test } from 'tstyche'
 import wsHub, {
@@ -14,6 +15,9 @@ import wsHub, {
   WebSocketDisconnect,
   WebSocketHandler,
   WSHUB_ERR_BROKER_CLOSED,
+  WSHUB_ERR_INVALID_ENVELOPE,
+  WSHUB_ERR_REDIS_UNAVAILABLE,
+  WSHUB_ERR_REQUEST_TIMEOUT,
   WSHUB_ERR_CONNECTION_CLOSED,
   WSHUB_ERR_HANDLER_CONSTRUCTED,
   WSHUB_ERR_INVALID_HANDLER,
@@ -25,6 +29,12 @@ import wsHub, {
   WSHUB_ERR_UNEXPECTED_FRAME,
   wsHub as namedWsHub,
   type BaseConnection,
+  type Broker,
+  type Envelope,
+  MemoryBroker,
+  type Presence,
+  RedisBroker,
+  type RequestOp,
   type Connection,
   type Hub,
   type HubStats,
@@ -73,6 +83,7 @@ describe('registering', () => {
     })
     expect(app.register).type.toBeCallableWith(wsHub, { redis: true })
     expect(app.register).type.toBeCallableWith(wsHub, { redis: { host: '127.0.0.1', port: 6379 } })
+    expect(app.register).type.toBeCallableWith(wsHub, { redis: new Redis({ lazyConnect: true }) })
     expect(app.register).type.toBeCallableWith(wsHub, { prefix: '/ws', logLevel: 'warn' })
   })
 
@@ -99,6 +110,7 @@ describe('registering', () => {
     expect(app.register).type.not.toBeCallableWith(wsHub, { allowedOrigins: () => 'yes' })
     expect(app.register).type.not.toBeCallableWith(wsHub, { redis: false })
     expect(app.register).type.not.toBeCallableWith(wsHub, { redis: 6379 })
+    expect(app.register).type.not.toBeCallableWith(wsHub, { redis: { port: 'six' } })
     expect(app.register).type.not.toBeCallableWith(wsHub, { keyPrefix: 1 })
     expect(app.register).type.not.toBeCallableWith(wsHub, { nodeTtl: '15s' })
     expect(app.register).type.not.toBeCallableWith(wsHub, { requestTimeout: null })
@@ -606,6 +618,9 @@ describe('errors', () => {
     expect(WSHUB_ERR_INVALID_JSON).type.toBeAssignableTo<FastifyErrorConstructor>()
     expect(WSHUB_ERR_INVALID_PAYLOAD).type.toBeAssignableTo<FastifyErrorConstructor>()
     expect(WSHUB_ERR_BROKER_CLOSED).type.toBeAssignableTo<FastifyErrorConstructor>()
+    expect(WSHUB_ERR_REQUEST_TIMEOUT).type.toBeAssignableTo<FastifyErrorConstructor>()
+    expect(WSHUB_ERR_REDIS_UNAVAILABLE).type.toBeAssignableTo<FastifyErrorConstructor>()
+    expect(WSHUB_ERR_INVALID_ENVELOPE).type.toBeAssignableTo<FastifyErrorConstructor>()
   })
 
   test('the list above is every WSHUB_ERR_ export (add a new error to it)', () => {
@@ -621,6 +636,9 @@ describe('errors', () => {
       | 'WSHUB_ERR_INVALID_JSON'
       | 'WSHUB_ERR_INVALID_PAYLOAD'
       | 'WSHUB_ERR_BROKER_CLOSED'
+      | 'WSHUB_ERR_REQUEST_TIMEOUT'
+      | 'WSHUB_ERR_REDIS_UNAVAILABLE'
+      | 'WSHUB_ERR_INVALID_ENVELOPE'
     >()
   })
 
@@ -632,6 +650,8 @@ describe('errors', () => {
     expect(WSHUB_ERR_INVALID_OPTION).type.toBeConstructableWith('maxPayload', 'expected a positive integer')
     expect(WSHUB_ERR_INVALID_OPTION).type.not.toBeConstructableWith(1, 2)
     expect(WSHUB_ERR_BROKER_CLOSED).type.toBeConstructableWith()
+    expect(new WSHUB_ERR_REQUEST_TIMEOUT('has(a.b)', '5000').statusCode).type.toBe<504>()
+    expect(WSHUB_ERR_REDIS_UNAVAILABLE).type.toBeConstructableWith('the connection to Redis is down')
   })
 
   test('WebSocketDisconnect carries the close code and reason', () => {
@@ -667,5 +687,25 @@ describe('errors', () => {
     expect(CloseCode.INTERNAL_ERROR).type.toBe<1011>()
     // @ts-expect-error Cannot assign to 'NORMAL' because it is a read-only property -- CloseCode is frozen
     CloseCode.NORMAL = 1001
+  })
+})
+
+describe('brokers', () => {
+  test('MemoryBroker and RedisBroker are Brokers; RedisBroker keeps cluster-wide presence', () => {
+    expect(new MemoryBroker()).type.toBeAssignableTo<Broker>()
+    expect<RedisBroker>().type.toBeAssignableTo<Broker>()
+    expect<RedisBroker['presence']>().type.toBeAssignableTo<Presence>()
+    expect(RedisBroker).type.toBeConstructableWith('redis://127.0.0.1:6379', { keyPrefix: 'app:', nodeTtl: 15_000 })
+    expect(RedisBroker).type.toBeConstructableWith(new Redis({ lazyConnect: true }))
+    expect(RedisBroker).type.not.toBeConstructableWith(6379)
+  })
+
+  test('an Envelope narrows on its type', () => {
+    const handle = (envelope: Envelope): void => {
+      if (envelope.type === 'request') expect(envelope.op).type.toBe<RequestOp>()
+      else if (envelope.type === 'reply') expect(envelope.result).type.toBe<boolean>()
+      else expect(envelope.payload).type.toBe<Buffer>()
+    }
+    expect(handle).type.toBeCallableWith({ origin: 'n', type: 'reply', seq: 1, result: true })
   })
 })

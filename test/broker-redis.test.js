@@ -1,0 +1,169 @@
+// RedisBroker against a real redis-server: the shared broker contract, then what is Redis's own:
+// connecting, whose clients it closes, malformed messages, and losing and regaining Redis.
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import { Redis } from 'ioredis'
+import { RedisBroker } from '../dist/lib/index.js'
+import { brokerSuite } from './broker-suite.js'
+import { until } from './helpers.js'
+import { freePort, RedisServer, startRedis } from './redis-server.js'
+
+let redis
+const hooks = []
+before(async () => { redis = await startRedis({ after: fn => hooks.push(fn) }) })
+after(async () => { for (const fn of hooks) await fn() })
+
+let prefixes = 0
+/** A key prefix of its own for each test, so that tests sharing the server never see each other. */
+const uniquePrefix = () => `wshub-test-${++prefixes}:`
+
+/** A logger that keeps what it is given, to assert what was logged and how often. */
+function recordingLog () {
+  const lines = []
+  const log = {}
+  for (const level of ['fatal', 'error', 'warn', 'info', 'debug', 'trace']) {
+    log[level] = (obj, msg) => lines.push({ level, msg: typeof obj === 'string' ? obj : msg, err: obj?.err })
+  }
+  log.child = () => log
+  return { log, lines }
+}
+
+/** A connected RedisBroker, closed after the test. */
+async function broker (t, options = {}, input = redis.url) {
+  const b = new RedisBroker(input, { keyPrefix: options.keyPrefix ?? uniquePrefix(), requestTimeout: 2000, ...options })
+  t.after(() => b.close())
+  await b.connect()
+  return b
+}
+
+brokerSuite('RedisBroker', async t => {
+  const keyPrefix = uniquePrefix()
+  return [await broker(t, { keyPrefix }), await broker(t, { keyPrefix })]
+})
+
+describe('RedisBroker', () => {
+  test('channels are <keyPrefix><channel>, and envelopes are binary messages', async t => {
+    const b = await broker(t, { keyPrefix: 'app1:' })
+    const raw = new Redis(redis.url)
+    t.after(() => raw.disconnect())
+    const seen = []
+    raw.on('messageBuffer', (channel, message) => seen.push([channel.toString(), message]))
+    await raw.subscribe('app1:broadcast')
+    await b.publish('broadcast', { origin: 'n', type: 'all', binary: true, payload: Buffer.from([0xff, 0x00]) })
+    await until(() => seen.length === 1)
+    assert.equal(seen[0][0], 'app1:broadcast')
+    assert.deepEqual([...seen[0][1]], [1, 0x12, 1, 0x6e, 0xff, 0x00])
+  })
+
+  test('connecting to a port where nothing listens fails with WSHUB_ERR_REDIS_UNAVAILABLE within requestTimeout', async () => {
+    const port = await freePort()
+    const b = new RedisBroker(`redis://127.0.0.1:${port}`, { requestTimeout: 300 })
+    const started = Date.now()
+    await assert.rejects(b.connect(), err => {
+      assert.equal(err.code, 'WSHUB_ERR_REDIS_UNAVAILABLE')
+      assert.equal(err.statusCode, 503)
+      assert.match(err.message, /^Redis is not available: no connection within 300 ms \(.*ECONNREFUSED/)
+      assert.equal(err.cause.code, 'ECONNREFUSED')
+      return true
+    })
+    assert.ok(Date.now() - started < 1500)
+    await b.close()
+    await assert.rejects(b.connect(), { code: 'WSHUB_ERR_BROKER_CLOSED' })
+  })
+
+  test('a client of the app is used and left open; the subscriber it duplicated is closed', async t => {
+    const client = new Redis(redis.url)
+    t.after(() => client.quit())
+    const listenersBefore = client.listenerCount('error')
+    const keyPrefix = uniquePrefix()
+    const b = new RedisBroker(client, { keyPrefix })
+    await b.connect()
+    assert.equal(client.listenerCount('error'), listenersBefore + 1, 'an error listener on every client')
+    await b.subscribe('c', () => {})
+    const subscribers = async () => (await client.pubsub('NUMSUB', `${keyPrefix}c`))[1]
+    assert.equal(await subscribers(), 1)
+    await b.close()
+    assert.equal(client.status, 'ready', 'the app\'s client stays open')
+    assert.equal(client.listenerCount('error'), listenersBefore, 'and gets its listeners back')
+    assert.equal(await client.ping(), 'PONG')
+    await until(async () => await subscribers() === 0, 2000, 'the subscriber connection to close')
+  })
+
+  test('a lazyConnect client of the app is connected; connecting twice is fine', async t => {
+    const client = new Redis(redis.url, { lazyConnect: true })
+    t.after(() => client.quit())
+    assert.equal(client.status, 'wait')
+    const b = await broker(t, {}, client)
+    await b.connect()
+    assert.equal(client.status, 'ready')
+  })
+
+  test('a closed client of the app fails at once', async () => {
+    const client = new Redis(redis.url)
+    await client.quit()
+    await until(() => client.status === 'end')
+    const b = new RedisBroker(client, { requestTimeout: 5000 })
+    const started = Date.now()
+    await assert.rejects(b.connect(), { code: 'WSHUB_ERR_REDIS_UNAVAILABLE', message: /closed/ })
+    assert.ok(Date.now() - started < 1000)
+    await b.close()
+  })
+
+  test('a malformed message on a channel is dropped with a warning; the next one arrives', async t => {
+    const { log, lines } = recordingLog()
+    const keyPrefix = uniquePrefix()
+    const b = await broker(t, { keyPrefix, log })
+    const seen = []
+    await b.subscribe('c', e => seen.push(e.payload.toString()))
+    const raw = new Redis(redis.url)
+    t.after(() => raw.disconnect())
+    await raw.publish(`${keyPrefix}c`, 'not an envelope')
+    await b.publish('c', { origin: 'n', type: 'all', binary: false, payload: Buffer.from('fine') })
+    await until(() => seen.length === 1)
+    assert.deepEqual(seen, ['fine'])
+    const warning = lines.find(line => line.level === 'warn')
+    assert.equal(warning.msg, 'fastify-ws-hub: dropped a malformed message')
+    assert.equal(warning.err.code, 'WSHUB_ERR_INVALID_ENVELOPE')
+  })
+})
+
+describe('RedisBroker when Redis goes away and comes back', () => {
+  test('publish drops and resolves, direct rejects at once, the loss and the recovery are logged once each, and the subscriber resubscribes', async t => {
+    const server = new RedisServer(await freePort())
+    t.after(() => server.kill())
+    await server.start()
+    const { log, lines } = recordingLog()
+    const keyPrefix = uniquePrefix()
+    const a = await broker(t, { keyPrefix, log }, server.url)
+    const b = await broker(t, { keyPrefix }, server.url)
+    const seen = []
+    await b.subscribe('c', e => seen.push(e.payload.toString()))
+    const message = text => ({ origin: 'a', type: 'all', binary: false, payload: Buffer.from(text) })
+
+    await server.kill()
+    await until(() => lines.some(line => line.level === 'warn'), 2000, 'the loss to be logged')
+    const started = Date.now()
+    assert.equal(await a.publish('c', message('while down')), undefined, 'resolves, dropped')
+    await assert.rejects(a.direct('c', message('x')), { code: 'WSHUB_ERR_REDIS_UNAVAILABLE', message: 'Redis is not available: the connection to Redis is down' })
+    await assert.rejects(a.presence.roomSize('r'), { code: 'WSHUB_ERR_REDIS_UNAVAILABLE' })
+    assert.ok(Date.now() - started < 100, 'without waiting')
+    // Reconnection attempts fail every few hundred ms meanwhile: they must not be logged above debug.
+    await new Promise(resolve => setTimeout(resolve, 1200))
+    assert.ok(lines.filter(line => line.level === 'debug' && /connection error/.test(line.msg)).length >= 2, 'attempts were made')
+
+    await server.start()
+    await until(() => lines.some(line => line.level === 'info'), 4000, 'the recovery to be logged')
+    // Both brokers reconnect on their own; b's subscriber resubscribes.
+    await until(async () => {
+      await a.publish('c', message('after'))
+      return seen.includes('after')
+    }, 4000, 'delivery to resume')
+    assert.equal(await a.direct('c', message('direct')), true)
+    assert.ok(!seen.includes('while down'))
+    const above = lines.filter(line => line.level !== 'debug')
+    assert.deepEqual(above.map(line => [line.level, line.msg]), [
+      ['warn', 'fastify-ws-hub: lost the connection to Redis; local delivery goes on, cross-node delivery and calls fail until it is back'],
+      ['info', 'fastify-ws-hub: Redis connection is back; cross-node delivery resumes']
+    ])
+  })
+})
