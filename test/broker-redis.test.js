@@ -55,6 +55,13 @@ describe('RedisBroker', () => {
     assert.deepEqual([...seen[0][1]], [1, 0x12, 1, 0x6e, 0xff, 0x00])
   })
 
+  test('an envelope that cannot be encoded rejects publish and direct with WSHUB_ERR_INVALID_ENVELOPE', async t => {
+    const b = await broker(t)
+    const envelope = { origin: 'n', type: 'rooms', rooms: ['r'.repeat(70_000)], binary: false, payload: Buffer.alloc(0) }
+    await assert.rejects(b.publish('c', envelope), { code: 'WSHUB_ERR_INVALID_ENVELOPE', message: /room of 70000 bytes/ })
+    await assert.rejects(b.direct('c', envelope), { code: 'WSHUB_ERR_INVALID_ENVELOPE' })
+  })
+
   test('connecting to a port where nothing listens fails with WSHUB_ERR_REDIS_UNAVAILABLE within requestTimeout', async () => {
     const port = await freePort()
     const b = new RedisBroker(`redis://127.0.0.1:${port}`, { requestTimeout: 300 })

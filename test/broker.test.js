@@ -216,3 +216,35 @@ describe('directed calls between hubs over one bus', () => {
     await silent.close()
   })
 })
+
+describe('requests from another node that cannot be carried out or answered', () => {
+  test('a malformed request is answered false and logged; a reply that cannot be sent is logged at debug level', async () => {
+    const bus = new MemoryBus()
+    const lines = []
+    const log = { warn: (obj, msg) => lines.push(['warn', msg, obj.err?.code]), debug: (obj, msg) => lines.push(['debug', msg, obj.err?.code]) }
+    const owner = new Hub(new MemoryBroker(bus), log)
+    await owner.start()
+    let finishClose
+    const member = { id: owner.newId(), [kDeliver]: () => true, close: () => new Promise(resolve => { finishClose = resolve }) }
+    owner.registry.add(member)
+    const asker = new MemoryBroker(bus)
+    const replies = []
+    await asker.subscribe('node#asker', e => replies.push(e))
+
+    // A join with an invalid room name (a well-behaved node checks it before asking).
+    await asker.direct(`node#${owner.nodeId}`, { origin: 'asker', type: 'request', seq: 1, op: 'join', target: member.id, room: '' })
+    await tick()
+    assert.deepEqual(replies, [{ origin: owner.nodeId, type: 'reply', seq: 1, result: false }])
+    assert.deepEqual(lines, [['warn', 'fastify-ws-hub: a request from another node failed', 'WSHUB_ERR_INVALID_ROOM']])
+
+    // A close still running when the owner shuts down: its reply cannot go out any more.
+    await asker.direct(`node#${owner.nodeId}`, { origin: 'asker', type: 'request', seq: 2, op: 'close', target: member.id, code: 1000, reason: '' })
+    await tick()
+    await owner.stop()
+    finishClose()
+    await tick()
+    assert.equal(replies.length, 1)
+    assert.deepEqual(lines[1], ['debug', 'fastify-ws-hub: could not reply to another node', 'WSHUB_ERR_BROKER_CLOSED'])
+    await asker.close()
+  })
+})

@@ -22,6 +22,8 @@ export interface RedisLink {
   run (script: LuaScript, args: string[], bounded: boolean): Promise<unknown>
   /** Reports a failed write: logged once until Redis is back (the broker knows whether it is down). */
   failed (err: Error, what: string): void
+  /** Reports that the node's whole presence was written again after a failed write. */
+  recovered (): void
 }
 
 function script (name: string, body: string): LuaScript {
@@ -42,14 +44,16 @@ local P = ARGV[1]
 local function alive (n)
   return redis.call('exists', P .. 'alive#' .. n) == 1
 end
+-- pcall: a read that comes across a dead node still answers when the clean-up cannot be written
+-- (a read-only replica); the next read or refresh cleans up.
 local function clear (n)
   local roomsKey = P .. 'rooms#' .. n
   for _, r in ipairs(redis.call('smembers', roomsKey)) do
-    redis.call('srem', P .. 'room#' .. r, n)
-    redis.call('del', P .. 'members#' .. n .. '#' .. r)
+    redis.pcall('srem', P .. 'room#' .. r, n)
+    redis.pcall('del', P .. 'members#' .. n .. '#' .. r)
   end
-  redis.call('del', roomsKey)
-  redis.call('srem', P .. 'nodes', n)
+  redis.pcall('del', roomsKey)
+  redis.pcall('srem', P .. 'nodes', n)
 end
 `
 
@@ -129,8 +133,8 @@ for _, n in ipairs(redis.call('smembers', roomKey)) do
     end
   else
     clear(n)
-    redis.call('srem', roomKey, n)
-    redis.call('del', key)
+    redis.pcall('srem', roomKey, n)
+    redis.pcall('del', key)
   end
 end
 if ARGV[3] == 'size' then return size end
@@ -271,6 +275,7 @@ export class RedisPresence implements Presence {
 
   /** Forgets what this node wrote before, marks it alive, and writes its memberships, in order. */
   async #writeAll (): Promise<void> {
+    const wasDirty = this.#dirty
     this.#dirty = false
     const head = [this.#prefix, this.#nodeId, String(this.#ttl)]
     let args = [...head, '1']
@@ -290,6 +295,7 @@ export class RedisPresence implements Presence {
     }
     if (args.length > 4 || pending.length === 0) pending.push(this.#link.run(WRITE, args, true))
     await Promise.all(pending)
+    if (wasDirty && !this.#dirty) this.#link.recovered()
   }
 
   #beat (): void {

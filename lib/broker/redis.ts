@@ -81,6 +81,8 @@ export class RedisBroker implements Broker {
   readonly #timeout: number
   readonly #log: FastifyBaseLogger
   readonly #listeners = new Map<string, EnvelopeListener>()
+  /** The scripts sent with EVAL on the current connection (so Redis has them for EVALSHA). */
+  readonly #loaded = new Set<string>()
   #state = CONNECTING
   #lastError: Error | null = null
   #warnedWrite = false
@@ -116,7 +118,8 @@ export class RedisBroker implements Broker {
     const link: RedisLink = {
       ready: () => this.#pub.status === 'ready',
       run: (script, args, bounded) => this.#run(script, args, bounded),
-      failed: (err, what) => this.#writeFailed(err, what)
+      failed: (err, what) => this.#writeFailed(err, what),
+      recovered: () => this.#writesRecovered()
     }
     this.presence = new RedisPresence(link, this.#prefix, options.nodeTtl ?? DEFAULTS.nodeTtl, this.#log)
   }
@@ -217,10 +220,21 @@ export class RedisBroker implements Broker {
   #run (script: LuaScript, args: string[], bounded: boolean): Promise<unknown> {
     const pub = this.#pub
     if (pub.status !== 'ready') return Promise.reject(new WSHUB_ERR_REDIS_UNAVAILABLE('the connection to Redis is down'))
-    const result = pub.evalsha(script.sha, 0, ...args).catch((err: Error) => {
-      if (!err.message.startsWith('NOSCRIPT')) throw err
-      return pub.eval(script.lua, 0, ...args) // EVAL also loads it for the next EVALSHA
-    })
+    let result: Promise<unknown>
+    // The first use of a script on a connection is an EVAL, which also loads it; later ones are EVALSHA.
+    // Falling back to EVAL on a NOSCRIPT reply instead would send that write after the commands that
+    // followed it, and presence writes must stay in order (a join, then its leave).
+    if (this.#loaded.has(script.sha)) {
+      result = pub.evalsha(script.sha, 0, ...args).catch((err: Error) => {
+        // Only if someone ran SCRIPT FLUSH on this connection's server.
+        /* c8 ignore next 3 */
+        if (!err.message.startsWith('NOSCRIPT')) throw err
+        return pub.eval(script.lua, 0, ...args)
+      })
+    } else {
+      this.#loaded.add(script.sha)
+      result = pub.eval(script.lua, 0, ...args)
+    }
     return bounded ? this.#bounded(result, script.name) : result
   }
 
@@ -246,6 +260,12 @@ export class RedisBroker implements Broker {
     }
     this.#warnedWrite = true
     this.#log.warn({ err }, `fastify-ws-hub: could not ${what} in Redis; it is written again on the next refresh`)
+  }
+
+  #writesRecovered (): void {
+    if (!this.#warnedWrite) return
+    this.#warnedWrite = false
+    this.#log.info('fastify-ws-hub: this node\'s presence is written in Redis again')
   }
 
   #onMessage = (channel: Buffer, message: Buffer): void => {
@@ -279,6 +299,8 @@ export class RedisBroker implements Broker {
   }
 
   #onClose = (): void => {
+    // The next connection may be to a restarted Redis that knows no script.
+    this.#loaded.clear()
     if (this.#state !== UP) return
     this.#state = DOWN
     this.#log.warn({ err: this.#lastError ?? undefined },

@@ -1,0 +1,134 @@
+// Cluster-wide presence in a real Redis, and the faults that hurt it short of Redis going away: Redis
+// losing every key, refusing writes (out of memory), and hanging (CLIENT PAUSE). Hubs are driven
+// directly with members that record what reaches them, so that a node can have thousands of them.
+import assert from 'node:assert/strict'
+import { after, before, test } from 'node:test'
+import Fastify from 'fastify'
+import { Redis } from 'ioredis'
+import wsHub, { Hub, RedisBroker } from '../dist/lib/index.js'
+import { kDeliver } from '../dist/lib/symbols.js'
+import { sleep, until } from './helpers.js'
+import { freePort, startRedis } from './redis-server.js'
+
+let redis, inspect
+const cleanups = []
+before(async () => {
+  redis = await startRedis({ after: fn => cleanups.push(fn) })
+  inspect = new Redis(redis.url)
+})
+after(async () => {
+  inspect.disconnect()
+  for (const fn of cleanups) await fn()
+})
+
+/** A logger that keeps what it is given. */
+function recordingLog () {
+  const lines = []
+  const log = {}
+  for (const level of ['fatal', 'error', 'warn', 'info', 'debug', 'trace']) {
+    log[level] = (obj, msg) => lines.push({ level, msg: typeof obj === 'string' ? obj : msg, err: obj?.err })
+  }
+  log.child = () => log
+  return { log, lines }
+}
+
+let prefixes = 0
+
+/** Turns the server into a replica of a master that is not there: it serves reads and refuses writes. */
+async function readOnly (t) {
+  await inspect.call('REPLICAOF', '127.0.0.1', String(await freePort()))
+  t.after(() => inspect.call('REPLICAOF', 'NO', 'ONE'))
+}
+
+/** A hub on its own RedisBroker, stopped after the test; `add(rooms)` gives it a member. */
+async function node (t, { keyPrefix = `presence-test-${++prefixes}:`, nodeTtl = 15_000, requestTimeout = 2000 } = {}) {
+  const { log, lines } = recordingLog()
+  const broker = new RedisBroker(redis.url, { keyPrefix, nodeTtl, requestTimeout, log })
+  await broker.connect()
+  const hub = new Hub(broker, log, { requestTimeout })
+  await hub.start()
+  t.after(() => hub.stop())
+  const received = new Map()
+  const add = (rooms = []) => {
+    const member = { id: hub.newId(), [kDeliver]: message => { received.get(member.id).push(message.payload.toString()); return true } }
+    received.set(member.id, [])
+    hub.registry.add(member)
+    for (const room of rooms) hub.registry.join(member, room)
+    return member
+  }
+  return { hub, add, received, lines, keyPrefix }
+}
+
+test('a node that finds its liveness mark gone (Redis lost its keys) writes its presence again, in chunks when large', async t => {
+  const a = await node(t, { nodeTtl: 1500 })
+  const count = 12_001 // more ids than one bulk write carries
+  for (let i = 0; i < count; i++) a.add(['big'])
+  a.add(['small'])
+  assert.equal(await a.hub.roomSize('big'), count)
+  assert.equal(await inspect.flushall(), 'OK')
+  await until(async () => await a.hub.roomSize('big') === count, 3000, 'the presence to be written again')
+  assert.equal(await a.hub.roomSize('small'), 1)
+  assert.deepEqual((await a.hub.rooms()).sort(), ['big', 'small'])
+  assert.equal(await inspect.exists(`${a.keyPrefix}alive#${a.hub.nodeId}`), 1)
+})
+
+test('Redis refusing writes (a read-only replica): warned once, local rooms unaffected, presence written again once it accepts them', async t => {
+  // Refreshes every 800 ms; the mark (2.4 s) outlives the read-only spell.
+  const a = await node(t, { nodeTtl: 2400 })
+  const first = a.add(['r'])
+  assert.equal(await a.hub.roomSize('r'), 1)
+  await readOnly(t)
+  const second = a.add(['r'])
+  const third = a.add(['r'])
+  await until(() => a.lines.some(line => line.level === 'warn'), 2000, 'the failed write to be reported')
+  await a.hub.to('r').send('local delivery')
+  assert.deepEqual(a.received.get(third.id), ['local delivery'])
+  await sleep(900) // a refresh tries to write it all again meanwhile, and fails
+  assert.equal(await a.hub.roomSize('r'), 1, 'reads still work; the joins are not recorded yet')
+
+  await inspect.call('REPLICAOF', 'NO', 'ONE')
+  await until(async () => await a.hub.roomSize('r') === 3, 2000, 'the presence to be written again')
+  assert.deepEqual((await a.hub.members('r')).sort(), [first.id, second.id, third.id].sort())
+  await until(() => a.lines.some(line => line.level === 'info'), 1000, 'the recovery to be reported')
+  assert.deepEqual(a.lines.filter(line => line.level === 'warn' || line.level === 'info').map(line => [line.level, line.msg]), [
+    ['warn', 'fastify-ws-hub: could not record a join in Redis; it is written again on the next refresh'],
+    ['info', 'fastify-ws-hub: this node\'s presence is written in Redis again']
+  ])
+  assert.match(a.lines.find(line => line.level === 'warn').err.message, /^READONLY/)
+  assert.ok(a.lines.filter(line => line.level === 'debug' && /rewrite this node's presence/.test(line.msg)).length >= 1,
+    'the failed rewrites were logged at debug level only')
+})
+
+test('Redis that hangs (CLIENT PAUSE): presence reads and calls about remote ids reject within requestTimeout; local delivery does not wait', async t => {
+  const keyPrefix = `presence-test-${++prefixes}:`
+  // A short nodeTtl: liveness refreshes run (and fail) during the pause too.
+  const a = await node(t, { keyPrefix, requestTimeout: 300, nodeTtl: 600 })
+  const b = await node(t, { keyPrefix, requestTimeout: 300, nodeTtl: 600 })
+  const local = a.add(['r'])
+  const remote = b.add(['r'])
+  await inspect.call('CLIENT', 'PAUSE', '1500', 'ALL')
+  t.after(() => inspect.call('CLIENT', 'UNPAUSE'))
+  let started = Date.now()
+  await assert.rejects(a.hub.roomSize('r'), { code: 'WSHUB_ERR_REDIS_UNAVAILABLE', message: 'Redis is not available: no answer to "room" within 300 ms' })
+  await assert.rejects(a.hub.rooms(), { code: 'WSHUB_ERR_REDIS_UNAVAILABLE' })
+  await assert.rejects(a.hub.has(remote.id), err => ['WSHUB_ERR_REQUEST_TIMEOUT', 'WSHUB_ERR_REDIS_UNAVAILABLE'].includes(err.code))
+  const took = Date.now() - started
+  assert.ok(took >= 800 && took < 1400, `three calls took ${took} ms`)
+  started = Date.now()
+  await a.hub.to('r').send('now')
+  assert.ok(Date.now() - started < 50)
+  assert.deepEqual(a.received.get(local.id), ['now'])
+  await inspect.call('CLIENT', 'UNPAUSE')
+  await until(() => b.received.get(remote.id).includes('now'), 2000, 'the paused publish to go through')
+  assert.equal(await a.hub.has(remote.id), true)
+})
+
+test('registration fails when Redis refuses to record the node, and leaves no connection behind', async t => {
+  const clientsBefore = (await inspect.client('LIST')).trim().split('\n').length
+  await readOnly(t)
+  const app = Fastify()
+  await assert.rejects(app.register(wsHub, { redis: redis.url, keyPrefix: 'refused:' }).ready(), /READONLY/)
+  await app.close()
+  assert.deepEqual(await inspect.keys('refused:*'), [])
+  await until(async () => (await inspect.client('LIST')).trim().split('\n').length === clientsBefore, 2000, 'its connections to close')
+})
