@@ -7,18 +7,19 @@
 // reaches 100 members on its own node and 200 through Redis.
 //
 //   throughput  the publisher sends --messages messages at once; deliveries/s = members x messages /
-//               (last arrival - first send)
+//               (last arrival - first send); the median of --rounds bursts
 //   latency     the publisher sends --rate messages/s for --seconds; p50/p99 of send -> arrival over
 //               every delivery (a rate both sustain, so that this measures latency, not queueing)
 //
-// Usage: npm run bench:cross-node -- [--messages 3000] [--rate 100] [--seconds 5] [--members 300]
+// Both sides run at once and take turns, so that other load on the machine weighs on both alike.
+//
+// Usage: npm run bench:cross-node -- [--messages 3000] [--rounds 3] [--rate 100] [--seconds 5] [--members 300]
 // Needs redis-server on PATH. Writes bench/results/cross-node.json and prints a table.
 import { fork, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { parseArgs } from 'node:util'
-import { Redis } from 'ioredis'
 import { io as sioConnect } from 'socket.io-client'
 import WebSocket from 'ws'
 import { freePort, RedisServer } from '../test/redis-server.js'
@@ -30,6 +31,7 @@ const { values: args } = parseArgs({
     seconds: { type: 'string', default: '5' },
     members: { type: 'string', default: '300' },
     warmup: { type: 'string', default: '300' },
+    rounds: { type: 'string', default: '3' },
     only: { type: 'string' } // hub | sio: run one side only (for profiling; no table, no results file)
   }
 })
@@ -38,6 +40,7 @@ const RATE = Number(args.rate)
 const SECONDS = Number(args.seconds)
 const MEMBERS = Number(args.members)
 const WARMUP = Number(args.warmup)
+const ROUNDS = Number(args.rounds)
 const NODES = 3
 const PAD = 'x'.repeat(64) // a message of about 110 bytes
 const here = path => new URL(path, import.meta.url).pathname
@@ -121,68 +124,89 @@ async function paced (receivers, pub, rate, seconds) {
   return await done
 }
 
-async function run (kind, redis) {
-  const name = kind === 'hub' ? 'fastify-ws-hub' : 'Socket.IO 4 + redis-adapter'
-  process.stdout.write(`${name}: starting ${NODES} servers and ${MEMBERS} members... `)
+const NAMES = { hub: 'fastify-ws-hub', sio: 'Socket.IO 4 + redis-adapter' }
+
+/** Starts one side: its servers, its members (ready), and its publisher. */
+async function startSide (kind, redis) {
   const servers = await Promise.all(Array.from({ length: NODES }, () => startServer(kind, redis.url)))
   const receivers = fork(here('./cross-node-receivers.js'), [kind, String(MEMBERS), servers.map(s => s.port).join(',')], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-  try {
-    await nextMessage(receivers, 'ready', 60_000)
-    const pub = await publisher(kind, servers[0].port)
-    await sleep(200)
-    process.stdout.write('warm-up... ')
-    await burst(receivers, pub, WARMUP, 60_000)
-    await sleep(300)
-    process.stdout.write('throughput... ')
-    const { startedAt, report: thr } = await burst(receivers, pub, MESSAGES, 120_000)
-    const deliveries = thr.received
-    const seconds = (thr.lastAt - startedAt) / 1000
-    await sleep(500)
-    process.stdout.write('latency...\n')
-    const lat = await paced(receivers, pub, RATE, SECONDS)
-    pub.close()
-    return {
-      name,
-      throughput: {
-        messages: MESSAGES,
-        deliveries,
-        expected: MESSAGES * MEMBERS,
-        seconds: round(seconds, 3),
-        deliveriesPerSecond: Math.round(deliveries / seconds),
-        latency: roundAll(thr.latency)
-      },
-      latency: {
-        rate: RATE,
-        seconds: SECONDS,
-        deliveries: lat.received,
-        expected: RATE * SECONDS * MEMBERS,
-        ...roundAll(lat.latency)
-      }
-    }
-  } finally {
-    receivers.kill('SIGKILL')
-    await Promise.all(servers.map(server => stop(server.child)))
-  }
+  const side = { kind, name: NAMES[kind], servers, receivers, pub: null, rounds: [], latency: null }
+  await nextMessage(receivers, 'ready', 60_000)
+  side.pub = await publisher(kind, servers[0].port)
+  return side
 }
+
+async function stopSide (side) {
+  side.pub?.close()
+  side.receivers.kill('SIGKILL')
+  await Promise.all(side.servers.map(server => stop(server.child)))
+}
+
+/** One throughput round: a burst of MESSAGES; deliveries/s from the first send to the last arrival. */
+async function throughputRound (side) {
+  const { startedAt, report } = await burst(side.receivers, side.pub, MESSAGES, 120_000)
+  const seconds = (report.lastAt - startedAt) / 1000
+  side.rounds.push({
+    deliveries: report.received,
+    expected: MESSAGES * MEMBERS,
+    seconds: round(seconds, 3),
+    deliveriesPerSecond: Math.round(report.received / seconds),
+    latency: roundAll(report.latency)
+  })
+}
+
+async function latencyRun (side) {
+  const report = await paced(side.receivers, side.pub, RATE, SECONDS)
+  side.latency = { rate: RATE, seconds: SECONDS, deliveries: report.received, expected: RATE * SECONDS * MEMBERS, ...roundAll(report.latency) }
+}
+
+const median = list => [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)]
 
 const round = (value, digits = 2) => value === null ? null : Number(value.toFixed(digits))
 const roundAll = object => Object.fromEntries(Object.entries(object).map(([key, value]) => [key, round(value)]))
 
+const loadBefore = os.loadavg().map(value => round(value))
 const redis = new RedisServer(await freePort())
 await redis.start()
-const inspect = new Redis(redis.url)
-const results = []
+const kinds = args.only === undefined ? ['hub', 'sio'] : [args.only]
+const sides = []
 try {
-  for (const kind of args.only === undefined ? ['hub', 'sio'] : [args.only]) {
-    await inspect.flushall()
-    results.push(await run(kind, redis))
-    await sleep(500)
+  // Both sides are up at once and take turns, round after round, so that whatever else the machine is
+  // doing at some moment weighs on both alike.
+  for (const kind of kinds) {
+    process.stdout.write(`${NAMES[kind]}: starting ${NODES} servers and ${MEMBERS} members\n`)
+    sides.push(await startSide(kind, redis))
+  }
+  await sleep(300)
+  for (const side of sides) await burst(side.receivers, side.pub, WARMUP, 60_000)
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const side of r % 2 === 0 ? sides : [...sides].reverse()) {
+      await sleep(300)
+      await throughputRound(side)
+      process.stdout.write(`round ${r + 1}: ${side.name} ${side.rounds.at(-1).deliveriesPerSecond} deliveries/s\n`)
+    }
+  }
+  for (const side of sides) {
+    await sleep(300)
+    await latencyRun(side)
+    process.stdout.write(`latency: ${side.name} p50 ${side.latency.p50} ms, p99 ${side.latency.p99} ms\n`)
   }
 } finally {
-  inspect.disconnect()
+  for (const side of sides) await stopSide(side)
   await redis.kill()
 }
 
+const results = sides.map(side => ({
+  name: side.name,
+  throughput: {
+    messages: MESSAGES,
+    rounds: side.rounds,
+    deliveriesPerSecond: median(side.rounds.map(r => r.deliveriesPerSecond)),
+    delivered: side.rounds.reduce((sum, r) => sum + r.deliveries, 0),
+    expected: side.rounds.reduce((sum, r) => sum + r.expected, 0)
+  },
+  latency: side.latency
+}))
 if (args.only !== undefined) {
   console.log(JSON.stringify(results, null, 2))
   process.exit(0)
@@ -190,11 +214,12 @@ if (args.only !== undefined) {
 const [hub, sio] = results
 const table = [
   ['', hub.name, sio.name, 'ratio'],
-  ['deliveries/s (burst of ' + MESSAGES + ')', hub.throughput.deliveriesPerSecond, sio.throughput.deliveriesPerSecond,
+  [`deliveries/s (median of ${ROUNDS} bursts of ${MESSAGES})`, hub.throughput.deliveriesPerSecond, sio.throughput.deliveriesPerSecond,
     (hub.throughput.deliveriesPerSecond / sio.throughput.deliveriesPerSecond).toFixed(2) + 'x'],
-  ['delivered in the burst', `${hub.throughput.deliveries} / ${hub.throughput.expected}`, `${sio.throughput.deliveries} / ${sio.throughput.expected}`, ''],
-  [`p50 latency, ms (${RATE} msg/s)`, hub.latency.p50, sio.latency.p50, (sio.latency.p50 / hub.latency.p50).toFixed(2) + 'x lower'],
-  [`p99 latency, ms (${RATE} msg/s)`, hub.latency.p99, sio.latency.p99, (sio.latency.p99 / hub.latency.p99).toFixed(2) + 'x lower'],
+  ['  each burst', hub.throughput.rounds.map(r => r.deliveriesPerSecond).join(' '), sio.throughput.rounds.map(r => r.deliveriesPerSecond).join(' '), ''],
+  ['delivered in the bursts', `${hub.throughput.delivered} / ${hub.throughput.expected}`, `${sio.throughput.delivered} / ${sio.throughput.expected}`, ''],
+  [`p50 latency, ms (${RATE} msg/s for ${SECONDS} s)`, hub.latency.p50, sio.latency.p50, (sio.latency.p50 / hub.latency.p50).toFixed(2) + 'x lower'],
+  [`p99 latency, ms (${RATE} msg/s for ${SECONDS} s)`, hub.latency.p99, sio.latency.p99, (sio.latency.p99 / hub.latency.p99).toFixed(2) + 'x lower'],
   ['max latency, ms', hub.latency.max, sio.latency.max, ''],
   ['delivered at that rate', `${hub.latency.deliveries} / ${hub.latency.expected}`, `${sio.latency.deliveries} / ${sio.latency.expected}`, '']
 ]
@@ -208,7 +233,10 @@ const output = {
   date: new Date().toISOString(),
   machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, platform: process.platform },
   redis: (await import('node:child_process')).execFileSync('redis-server', ['--version']).toString().trim(),
-  command: `npm run bench:cross-node -- --messages ${MESSAGES} --rate ${RATE} --seconds ${SECONDS} --members ${MEMBERS}`,
+  command: `npm run bench:cross-node -- --messages ${MESSAGES} --rounds ${ROUNDS} --rate ${RATE} --seconds ${SECONDS} --members ${MEMBERS}`,
+  // 1, 5 and 15 min load averages before and after: figures from a machine busy with other work vary.
+  loadAverageBefore: loadBefore,
+  loadAverageAfter: os.loadavg().map(value => round(value)),
   results,
   ratio: {
     deliveriesPerSecond: round(hub.throughput.deliveriesPerSecond / sio.throughput.deliveriesPerSecond),
