@@ -7,7 +7,9 @@
 //
 // IPC: -> { ready } once every client has joined; <- { expect: n } starts a phase that waits for n
 // messages per member; -> { done, received, firstAt, lastAt, latency: { p50, p99, p999, max, mean } }
-// when they have all arrived, or when asked with <- { report }.
+// when they have all arrived, or when asked with <- { report }. <- { expect: n, keep: true } keeps the
+// latencies of the phase, and <- { summary } answers -> { summary: { deliveries, p50, ... } } over all
+// the kept ones (the latency phase runs in several windows, taking turns with the other side).
 import WebSocket from 'ws'
 
 const [kind, membersArg, portsArg] = process.argv.slice(2)
@@ -20,6 +22,8 @@ let received = 0
 let firstAt = 0
 let lastAt = 0
 let latencies = new Float64Array(0)
+let keep = false
+const kept = []
 
 function onMessage (sentAt) {
   const at = now()
@@ -30,27 +34,36 @@ function onMessage (sentAt) {
   if (received === expected) report()
 }
 
-function report () {
-  const samples = latencies.subarray(0, Math.min(received, latencies.length)).sort()
+function percentiles (samples) {
+  samples.sort()
   const pick = q => samples.length === 0 ? null : samples[Math.min(samples.length - 1, Math.floor(q * samples.length))]
   let sum = 0
   for (const value of samples) sum += value
-  process.send({
-    done: true,
-    received,
-    firstAt,
-    lastAt,
-    latency: { p50: pick(0.5), p99: pick(0.99), p999: pick(0.999), max: pick(1), mean: samples.length === 0 ? null : sum / samples.length }
-  })
+  return { p50: pick(0.5), p99: pick(0.99), p999: pick(0.999), max: pick(1), mean: samples.length === 0 ? null : sum / samples.length }
+}
+
+function report () {
+  const samples = latencies.slice(0, Math.min(received, latencies.length))
+  if (keep) kept.push(samples)
+  process.send({ done: true, received, firstAt, lastAt, latency: percentiles(samples.slice()) })
 }
 
 process.on('message', message => {
   if (message.expect !== undefined) {
     expected = message.expect * members
     received = 0
+    keep = message.keep === true
     latencies = new Float64Array(expected)
   } else if (message.report) {
     report()
+  } else if (message.summary) {
+    const all = new Float64Array(kept.reduce((sum, samples) => sum + samples.length, 0))
+    let offset = 0
+    for (const samples of kept) {
+      all.set(samples, offset)
+      offset += samples.length
+    }
+    process.send({ summary: { deliveries: all.length, ...percentiles(all) } })
   }
 })
 

@@ -8,12 +8,13 @@
 //
 //   throughput  the publisher sends --messages messages at once; deliveries/s = members x messages /
 //               (last arrival - first send); the median of --rounds bursts
-//   latency     the publisher sends --rate messages/s for --seconds; p50/p99 of send -> arrival over
-//               every delivery (a rate both sustain, so that this measures latency, not queueing)
+//   latency     the publisher sends --rate messages/s for --seconds (in one-second windows); p50/p99
+//               of send -> arrival over every delivery (a rate both sustain, so that this measures
+//               latency, not queueing)
 //
 // Both sides run at once and take turns, so that other load on the machine weighs on both alike.
 //
-// Usage: npm run bench:cross-node -- [--messages 3000] [--rounds 3] [--rate 100] [--seconds 5] [--members 300]
+// Usage: npm run bench:cross-node -- [--messages 3000] [--rounds 3] [--rate 100] [--seconds 10] [--members 300]
 // Needs redis-server on PATH. Writes bench/results/cross-node.json and prints a table.
 import { fork, spawn } from 'node:child_process'
 import { once } from 'node:events'
@@ -28,7 +29,7 @@ const { values: args } = parseArgs({
   options: {
     messages: { type: 'string', default: '3000' },
     rate: { type: 'string', default: '100' },
-    seconds: { type: 'string', default: '5' },
+    seconds: { type: 'string', default: '10' },
     members: { type: 'string', default: '300' },
     warmup: { type: 'string', default: '300' },
     rounds: { type: 'string', default: '3' },
@@ -41,6 +42,7 @@ const SECONDS = Number(args.seconds)
 const MEMBERS = Number(args.members)
 const WARMUP = Number(args.warmup)
 const ROUNDS = Number(args.rounds)
+const WINDOWS = Math.max(1, Math.round(SECONDS)) // one-second windows
 const NODES = 3
 const PAD = 'x'.repeat(64) // a message of about 110 bytes
 const here = path => new URL(path, import.meta.url).pathname
@@ -108,8 +110,8 @@ async function burst (receivers, pub, count, timeout) {
 
 /** Sends `rate` messages per second for `seconds`; resolves with the receivers' report. */
 async function paced (receivers, pub, rate, seconds) {
-  const count = rate * seconds
-  receivers.send({ expect: count })
+  const count = Math.round(rate * seconds)
+  receivers.send({ expect: count, keep: true })
   const done = nextMessage(receivers, 'done', seconds * 1000 + 30_000).catch(async () => {
     receivers.send({ report: true })
     return nextMessage(receivers, 'done', 5000)
@@ -155,9 +157,16 @@ async function throughputRound (side) {
   })
 }
 
-async function latencyRun (side) {
-  const report = await paced(side.receivers, side.pub, RATE, SECONDS)
-  side.latency = { rate: RATE, seconds: SECONDS, deliveries: report.received, expected: RATE * SECONDS * MEMBERS, ...roundAll(report.latency) }
+/** One window of the latency phase; the windows' latencies add up in the receivers. */
+async function latencyWindow (side, seconds) {
+  const report = await paced(side.receivers, side.pub, RATE, seconds)
+  side.latencyDelivered = (side.latencyDelivered ?? 0) + report.received
+}
+
+async function latencySummary (side) {
+  side.receivers.send({ summary: true })
+  const { summary } = await nextMessage(side.receivers, 'summary', 10_000)
+  side.latency = { rate: RATE, seconds: SECONDS, windows: WINDOWS, expected: RATE * SECONDS * MEMBERS, ...roundAll(summary) }
 }
 
 const median = list => [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)]
@@ -186,9 +195,15 @@ try {
       process.stdout.write(`round ${r + 1}: ${side.name} ${side.rounds.at(-1).deliveriesPerSecond} deliveries/s\n`)
     }
   }
+  // Latency in WINDOWS windows per side, taking turns too: a moment of other load lands on one window.
+  for (let w = 0; w < WINDOWS; w++) {
+    for (const side of w % 2 === 0 ? sides : [...sides].reverse()) {
+      await sleep(200)
+      await latencyWindow(side, SECONDS / WINDOWS)
+    }
+  }
   for (const side of sides) {
-    await sleep(300)
-    await latencyRun(side)
+    await latencySummary(side)
     process.stdout.write(`latency: ${side.name} p50 ${side.latency.p50} ms, p99 ${side.latency.p99} ms\n`)
   }
 } finally {
@@ -212,14 +227,15 @@ if (args.only !== undefined) {
   process.exit(0)
 }
 const [hub, sio] = results
+const lower = (ours, theirs) => ours <= theirs ? `${(theirs / ours).toFixed(2)}x lower` : `${(ours / theirs).toFixed(2)}x HIGHER`
 const table = [
   ['', hub.name, sio.name, 'ratio'],
   [`deliveries/s (median of ${ROUNDS} bursts of ${MESSAGES})`, hub.throughput.deliveriesPerSecond, sio.throughput.deliveriesPerSecond,
     (hub.throughput.deliveriesPerSecond / sio.throughput.deliveriesPerSecond).toFixed(2) + 'x'],
   ['  each burst', hub.throughput.rounds.map(r => r.deliveriesPerSecond).join(' '), sio.throughput.rounds.map(r => r.deliveriesPerSecond).join(' '), ''],
   ['delivered in the bursts', `${hub.throughput.delivered} / ${hub.throughput.expected}`, `${sio.throughput.delivered} / ${sio.throughput.expected}`, ''],
-  [`p50 latency, ms (${RATE} msg/s for ${SECONDS} s)`, hub.latency.p50, sio.latency.p50, (sio.latency.p50 / hub.latency.p50).toFixed(2) + 'x lower'],
-  [`p99 latency, ms (${RATE} msg/s for ${SECONDS} s)`, hub.latency.p99, sio.latency.p99, (sio.latency.p99 / hub.latency.p99).toFixed(2) + 'x lower'],
+  [`p50 latency, ms (${RATE} msg/s for ${SECONDS} s)`, hub.latency.p50, sio.latency.p50, lower(hub.latency.p50, sio.latency.p50)],
+  [`p99 latency, ms (${RATE} msg/s for ${SECONDS} s)`, hub.latency.p99, sio.latency.p99, lower(hub.latency.p99, sio.latency.p99)],
   ['max latency, ms', hub.latency.max, sio.latency.max, ''],
   ['delivered at that rate', `${hub.latency.deliveries} / ${hub.latency.expected}`, `${sio.latency.deliveries} / ${sio.latency.expected}`, '']
 ]

@@ -96,6 +96,24 @@ describe('RedisBroker', () => {
     await until(async () => await subscribers() === 0, 2000, 'the subscriber connection to close')
   })
 
+  test('an ioredis keyPrefix on the app\'s client applies neither to the channels nor to the keys', async t => {
+    const client = new Redis(redis.url, { keyPrefix: 'app:' })
+    t.after(() => client.quit())
+    const keyPrefix = uniquePrefix()
+    const b = await broker(t, { keyPrefix }, client)
+    const seen = []
+    await b.subscribe('c', e => seen.push(e.payload.toString()))
+    await b.publish('c', { origin: 'n', type: 'all', binary: false, payload: Buffer.from('hi') })
+    await until(() => seen.length === 1)
+    await b.presence.start('node1', () => [['r', ['node1.a']]])
+    assert.equal(await b.presence.roomSize('r'), 1)
+    const raw = new Redis(redis.url)
+    t.after(() => raw.disconnect())
+    assert.deepEqual((await raw.keys(`*${keyPrefix}*`)).sort(), [
+      `${keyPrefix}alive#node1`, `${keyPrefix}members#node1#r`, `${keyPrefix}nodes`, `${keyPrefix}room#r`, `${keyPrefix}rooms#node1`
+    ])
+  })
+
   test('a lazyConnect client of the app is connected; connecting twice is fine', async t => {
     const client = new Redis(redis.url, { lazyConnect: true })
     t.after(() => client.quit())

@@ -7,7 +7,7 @@ import fastifyRedis from '@fastify/redis'
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 import wsHub from '../dist/lib/index.js'
-import { build, connect, until } from './helpers.js'
+import { build, connect, sleep, until } from './helpers.js'
 import { freePort, RedisServer, startRedis } from './redis-server.js'
 
 let redis, inspect
@@ -174,5 +174,26 @@ describe('the hub when Redis goes away and comes back', () => {
         [30, 'fastify-ws-hub: Redis connection is back; cross-node delivery resumes']
       ])
     }
+  })
+
+  test('app.close() while Redis is down does not wait for it, and leaves no connection trying', async t => {
+    const server = new RedisServer(await freePort())
+    t.after(() => server.kill())
+    await server.start()
+    const app = Fastify()
+    await app.register(wsHub, { redis: server.url, keyPrefix: uniquePrefix() })
+    await app.ready()
+    await server.kill()
+    await sleep(100)
+    const started = Date.now()
+    await app.close()
+    assert.ok(Date.now() - started < 1000, `closed in ${Date.now() - started} ms`)
+    await assert.rejects(app.ws.roomSize('r'), { code: 'WSHUB_ERR_BROKER_CLOSED' })
+    // Redis back on the same port: nothing of the closed app reconnects (its clients retry every second at most).
+    await server.start()
+    await sleep(1300)
+    const check = new Redis(server.url)
+    t.after(() => check.disconnect())
+    assert.equal((await check.client('LIST')).trim().split('\n').length, 1, 'only this check\'s own connection')
   })
 })

@@ -219,6 +219,7 @@ export class RedisBroker implements Broker {
 
   #run (script: LuaScript, args: string[], bounded: boolean): Promise<unknown> {
     const pub = this.#pub
+    if (this.#state === CLOSED) return Promise.reject(new WSHUB_ERR_BROKER_CLOSED())
     if (pub.status !== 'ready') return Promise.reject(new WSHUB_ERR_REDIS_UNAVAILABLE('the connection to Redis is down'))
     let result: Promise<unknown>
     // The first use of a script on a connection is an EVAL, which also loads it; later ones are EVALSHA.
