@@ -15,7 +15,8 @@
 // Both sides run at once and take turns, so that other load on the machine weighs on both alike.
 //
 // Usage: npm run bench:cross-node -- [--messages 3000] [--rounds 3] [--rate 100] [--seconds 10] [--members 300]
-// Needs redis-server on PATH. Writes bench/results/cross-node.json and prints a table.
+// Needs redis-server on PATH. Writes bench/results/cross-node.json and prints a table. With
+// CROSS_NODE_PROF=<dir>, the server processes write CPU profiles there (--only hub|sio runs one side).
 import { fork, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdirSync, writeFileSync } from 'node:fs'
@@ -64,7 +65,7 @@ function nextMessage (child, key, ms) {
 }
 
 async function startServer (kind, redisUrl) {
-  const child = spawn(process.execPath, [here('./cross-node-server.js'), kind, redisUrl], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const child = spawn(process.execPath, [...(process.env.CROSS_NODE_PROF ? ['--cpu-prof', '--cpu-prof-dir=' + process.env.CROSS_NODE_PROF] : []), here('./cross-node-server.js'), kind, redisUrl], { stdio: ['ignore', 'pipe', 'inherit'] })
   let output = ''
   child.stdout.on('data', chunk => { output += chunk })
   const deadline = Date.now() + 15_000

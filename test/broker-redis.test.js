@@ -62,6 +62,41 @@ describe('RedisBroker', () => {
     await assert.rejects(b.direct('c', envelope), { code: 'WSHUB_ERR_INVALID_ENVELOPE' })
   })
 
+  test('envelopes published in one turn go out as one Redis message; a direct one goes after them', async t => {
+    const keyPrefix = uniquePrefix()
+    const a = await broker(t, { keyPrefix })
+    const b = await broker(t, { keyPrefix })
+    const raw = new Redis(redis.url)
+    t.after(() => raw.disconnect())
+    let rawMessages = 0
+    raw.on('messageBuffer', () => rawMessages++)
+    await raw.subscribe(`${keyPrefix}broadcast`, `${keyPrefix}node#b`)
+    const seen = []
+    await b.subscribe('broadcast', e => seen.push(e.payload.toString()))
+    await b.subscribe('node#b', e => seen.push(`direct ${e.seq}`))
+    for (let i = 0; i < 500; i++) a.publish('broadcast', { origin: 'a', type: 'all', binary: false, payload: Buffer.from(String(i)) })
+    await a.direct('node#b', { origin: 'a', type: 'request', seq: 1, op: 'has', target: 'b.x' })
+    await until(() => seen.length === 501)
+    assert.deepEqual(seen, [...Array.from({ length: 500 }, (_, i) => String(i)), 'direct 1'])
+    await until(() => rawMessages === 2)
+    assert.equal(rawMessages, 2, 'one message for the 500 envelopes, one for the direct one')
+  })
+
+  test('a batch is sent early once it reaches 256 KiB', async t => {
+    const keyPrefix = uniquePrefix()
+    const a = await broker(t, { keyPrefix })
+    const raw = new Redis(redis.url)
+    t.after(() => raw.disconnect())
+    const sizes = []
+    raw.on('messageBuffer', (_channel, message) => sizes.push(message.length))
+    await raw.subscribe(`${keyPrefix}c`)
+    const payload = Buffer.alloc(100_000)
+    for (let i = 0; i < 5; i++) a.publish('c', { origin: 'a', type: 'all', binary: true, payload })
+    await until(() => sizes.length === 2)
+    assert.ok(sizes[0] > 262_144 && sizes[0] < 400_000, `first batch of ${sizes[0]} bytes`)
+    assert.ok(sizes[1] > 200_000 && sizes[1] < 262_144, `second batch of ${sizes[1]} bytes`)
+  })
+
   test('connecting to a port where nothing listens fails with WSHUB_ERR_REDIS_UNAVAILABLE within requestTimeout', async () => {
     const port = await freePort()
     const b = new RedisBroker(`redis://127.0.0.1:${port}`, { requestTimeout: 300 })

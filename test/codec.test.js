@@ -1,7 +1,7 @@
 // The wire format between nodes (lib/broker/codec.ts): compact, binary-safe, and strict when decoding.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { decode, encode, FORMAT_VERSION } from '../dist/lib/broker/codec.js'
+import { decode, decodeMessage, encode, encodeBatch, FORMAT_VERSION } from '../dist/lib/broker/codec.js'
 import { WSHUB_ERR_INVALID_ENVELOPE } from '../dist/lib/errors.js'
 
 test('a room message carries a small header and then the payload bytes unchanged', () => {
@@ -63,4 +63,32 @@ test('bytes that are not an envelope fail to decode with WSHUB_ERR_INVALID_ENVEL
   for (const [what, [bytes, message]] of Object.entries(cases)) {
     assert.throws(() => decode(bytes), err => err instanceof WSHUB_ERR_INVALID_ENVELOPE && message.test(err.message), what)
   }
+})
+
+test('a batch carries several envelopes in one message, in order; a lone envelope is a message too', () => {
+  const envelopes = [
+    { origin: 'n', type: 'rooms', rooms: ['r'], binary: false, payload: Buffer.from('one') },
+    { origin: 'n', type: 'all', binary: true, payload: Buffer.from([2]) },
+    { origin: 'n', type: 'reply', seq: 3, result: true }
+  ]
+  const batch = encodeBatch(envelopes.map(encode))
+  assert.equal(batch.length, 2 + 4 + envelopes.reduce((sum, e) => sum + 4 + encode(e).length, 0))
+  const decoded = decodeMessage(batch).map(e => e.payload === undefined ? e : { ...e, payload: Buffer.from(e.payload) })
+  assert.deepEqual(decoded, envelopes)
+  assert.deepEqual(decodeMessage(encode(envelopes[2])), [envelopes[2]])
+  assert.deepEqual(decodeMessage(encodeBatch([])), [])
+})
+
+test('a malformed batch fails to decode with WSHUB_ERR_INVALID_ENVELOPE', () => {
+  const batch = encodeBatch([encode({ origin: 'n', type: 'reply', seq: 1, result: true })])
+  const invalid = err => err instanceof WSHUB_ERR_INVALID_ENVELOPE
+  assert.throws(() => decodeMessage(batch.subarray(0, batch.length - 1)), invalid, 'truncated envelope')
+  assert.throws(() => decodeMessage(Buffer.concat([batch, Buffer.from([0])])), invalid, 'trailing bytes')
+  const huge = Buffer.from(batch)
+  huge.writeUInt32BE(0xffffffff, 2)
+  assert.throws(() => decodeMessage(huge), invalid, 'a count beyond the message')
+  const inner = Buffer.from(batch)
+  inner[2 + 4 + 4] = 9 // the version byte of the envelope inside
+  assert.throws(() => decodeMessage(inner), /unknown format version 9/)
+  assert.throws(() => decode(batch), /unknown kind 5/, 'a batch is not a single envelope')
 })

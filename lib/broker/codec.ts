@@ -7,7 +7,7 @@ import type { BroadcastEnvelope, Envelope, ReplyEnvelope, RequestEnvelope, Reque
 // big-endian; strings are UTF-8 with a length before them.
 //
 //   0  u8   format version (1)
-//   1  u8   kind: 1 rooms, 2 all, 3 request, 4 reply; | 0x10 binary payload; | 0x20 except list follows
+//   1  u8   kind: 1 rooms, 2 all, 3 request, 4 reply, 5 batch; | 0x10 binary payload; | 0x20 except list follows
 //   2  u8   origin length, then the origin node id
 //   rooms:    u32 count, then each room as u16 length + bytes
 //   except:   u32 count, then each id as u16 length + bytes
@@ -15,6 +15,8 @@ import type { BroadcastEnvelope, Envelope, ReplyEnvelope, RequestEnvelope, Reque
 //             join / leave: u16 length + room; close: u16 code, u8 length + reason
 //   reply:    u32 seq, u8 result (0 or 1)
 //   the rest: the payload (rooms, all, send)
+//   batch:    (no origin) u32 count, then each envelope as u32 length + its encoding: several envelopes
+//             published on one channel in one turn of the event loop travel as one Redis message
 //
 // A room message to one room from a node costs 2 + 1 + 8 + 4 + 2 + room bytes of header.
 
@@ -25,6 +27,7 @@ const KIND_ROOMS = 1
 const KIND_ALL = 2
 const KIND_REQUEST = 3
 const KIND_REPLY = 4
+const KIND_BATCH = 5
 const FLAG_BINARY = 0x10
 const FLAG_EXCEPT = 0x20
 
@@ -135,6 +138,41 @@ export function encode (envelope: Envelope): Buffer {
   return buffer
 }
 
+/** Packs encoded envelopes into one message, which {@link decodeMessage} unpacks in order. */
+export function encodeBatch (encoded: readonly Buffer[]): Buffer {
+  let size = 2 + 4
+  for (const part of encoded) size += 4 + part.length
+  const buffer = Buffer.allocUnsafe(size)
+  buffer[0] = FORMAT_VERSION
+  buffer[1] = KIND_BATCH
+  let offset = buffer.writeUInt32BE(encoded.length, 2)
+  for (const part of encoded) {
+    offset = buffer.writeUInt32BE(part.length, offset)
+    offset += part.copy(buffer, offset)
+  }
+  return buffer
+}
+
+/**
+ * Decodes a message: one envelope, or a batch of them, in order.
+ * @throws WSHUB_ERR_INVALID_ENVELOPE for bytes that are not a message of this format version
+ */
+export function decodeMessage (buffer: Buffer): Envelope[] {
+  if (buffer.length < 2 || buffer[0] !== FORMAT_VERSION || buffer[1] !== KIND_BATCH) return [decode(buffer)]
+  const reader = new Reader(buffer, 2)
+  const count = reader.u32()
+  // Each envelope takes at least 4 + 3 bytes: a count beyond that is garbage, not a huge array.
+  if (count * 7 > buffer.length) throw new WSHUB_ERR_INVALID_ENVELOPE('truncated')
+  const envelopes = new Array<Envelope>(count)
+  for (let i = 0; i < count; i++) {
+    const length = reader.u32()
+    const at = reader.skip(length)
+    envelopes[i] = decode(buffer.subarray(at, at + length))
+  }
+  reader.end()
+  return envelopes
+}
+
 /**
  * Decodes an envelope. The payload is a view into `buffer`, not a copy.
  * @throws WSHUB_ERR_INVALID_ENVELOPE for bytes that are not an envelope of this format version
@@ -211,6 +249,10 @@ class Reader {
     if (at + bytes > this.#buffer.length) throw new WSHUB_ERR_INVALID_ENVELOPE('truncated')
     this.#offset = at + bytes
     return at
+  }
+
+  skip (bytes: number): number {
+    return this.#need(bytes)
   }
 
   u8 (): number {

@@ -3,7 +3,7 @@ import { Redis, type RedisOptions } from 'ioredis'
 import { DEFAULTS } from '../constants.js'
 import { WSHUB_ERR_BROKER_CLOSED, WSHUB_ERR_REDIS_UNAVAILABLE } from '../errors.js'
 import type { Broker, Envelope, EnvelopeListener } from './broker.js'
-import { decode, encode } from './codec.js'
+import { decodeMessage, encode, encodeBatch } from './codec.js'
 import { RedisPresence, type LuaScript, type RedisLink } from './redis-presence.js'
 
 /** What the `redis` option may be, short of `true`: a URL, ioredis options, or an ioredis client. */
@@ -28,6 +28,8 @@ const OWN_CLIENT_DEFAULTS: RedisOptions = {
 }
 
 const RESOLVED = Promise.resolve()
+/** A batch of publishes is sent at once when it reaches this size, without waiting for the end of the turn. */
+const BATCH_BYTES = 262_144
 const noop = (): void => {}
 
 const SILENT_LOG: FastifyBaseLogger = {
@@ -81,6 +83,10 @@ export class RedisBroker implements Broker {
   readonly #timeout: number
   readonly #log: FastifyBaseLogger
   readonly #listeners = new Map<string, EnvelopeListener>()
+  /** Envelopes published on `#batchChannel` in this turn of the event loop, not yet sent. */
+  #batch: Buffer[] = []
+  #batchChannel = ''
+  #batchBytes = 0
   /** The scripts sent with EVAL on the current connection (so Redis has them for EVALSHA). */
   readonly #loaded = new Set<string>()
   #state = CONNECTING
@@ -161,6 +167,10 @@ export class RedisBroker implements Broker {
     })
   }
 
+  /**
+   * Encodes the envelope and queues it; the envelopes published on one channel in one turn of the event
+   * loop go out as one Redis message (a burst costs one PUBLISH, not one each), at the end of the turn.
+   */
   publish (channel: string, envelope: Envelope): Promise<void> {
     if (this.#state === CLOSED) return Promise.reject(new WSHUB_ERR_BROKER_CLOSED())
     // Redis is down: drop it (at most once) rather than queue it; the loss has been logged once.
@@ -171,7 +181,15 @@ export class RedisBroker implements Broker {
     } catch (err) {
       return Promise.reject(err)
     }
-    this.#pub.publish(this.#prefix + channel, message).catch(this.#onPublishError)
+    const name = this.#prefix + channel
+    if (this.#batch.length > 0 && this.#batchChannel !== name) this.#flush()
+    if (this.#batch.length === 0) {
+      this.#batchChannel = name
+      process.nextTick(this.#flush)
+    }
+    this.#batch.push(message)
+    this.#batchBytes += message.length
+    if (this.#batchBytes >= BATCH_BYTES) this.#flush()
     return RESOLVED
   }
 
@@ -181,7 +199,20 @@ export class RedisBroker implements Broker {
     if (this.#pub.status !== 'ready' || this.#sub.status !== 'ready') {
       throw new WSHUB_ERR_REDIS_UNAVAILABLE('the connection to Redis is down')
     }
-    return await this.#pub.publish(this.#prefix + channel, encode(envelope)) > 0
+    const message = encode(envelope)
+    this.#flush() // what was published before goes first
+    return await this.#pub.publish(this.#prefix + channel, message) > 0
+  }
+
+  #flush = (): void => {
+    const batch = this.#batch
+    if (batch.length === 0) return
+    this.#batch = []
+    this.#batchBytes = 0
+    // Redis went away within the turn: dropped, as a publish would have been (at most once).
+    if (this.#pub.status !== 'ready') return
+    const message = batch.length === 1 ? batch[0]! : encodeBatch(batch)
+    this.#pub.publish(this.#batchChannel, message).catch(this.#onPublishError)
   }
 
   async subscribe (channel: string, listener: EnvelopeListener): Promise<void> {
@@ -201,6 +232,7 @@ export class RedisBroker implements Broker {
   /** Closes the subscriber connection, and the command connection if the broker opened it. Idempotent. */
   async close (): Promise<void> {
     if (this.#state === CLOSED) return
+    this.#flush()
     this.#state = CLOSED
     this.#listeners.clear()
     await this.presence.stop()
@@ -272,14 +304,14 @@ export class RedisBroker implements Broker {
   #onMessage = (channel: Buffer, message: Buffer): void => {
     const listener = this.#listeners.get(channel.toString())
     if (listener === undefined) return
-    let envelope: Envelope
+    let envelopes: Envelope[]
     try {
-      envelope = decode(message)
+      envelopes = decodeMessage(message)
     } catch (err) {
       this.#log.warn({ err, channel: channel.toString() }, 'fastify-ws-hub: dropped a malformed message')
       return
     }
-    listener(envelope)
+    for (const envelope of envelopes) listener(envelope)
   }
 
   #onPublishError = (err: Error): void => {
