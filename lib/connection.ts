@@ -14,7 +14,7 @@ import {
 import type { Hub, RoomSender } from './hub.js'
 import { Inbox, type Message } from './inbox.js'
 import { toJson, toWire, writeOutgoing, type Outgoing } from './message.js'
-import { kDeliver, kFail, kHandlerReturned, kInit, kNext, kOnDisconnect, kSocketClosed, kStartDispatch } from './symbols.js'
+import { kDeliver, kFail, kHandlerReturned, kInit, kNext, kOnDisconnect, kSocketClosed, kStartDispatch, kTrySend } from './symbols.js'
 
 export type { Message }
 
@@ -88,6 +88,8 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
   #socketClosed: Promise<void> | null = null
   #resolveSocketClosed: (() => void) | null = null
   #dispatch: ((message: Message) => unknown) | null = null
+  #windowStart = 0
+  #windowCount = 0
 
   constructor () {
     const init = pendingInit
@@ -185,6 +187,7 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
     if (this.#state === PENDING) {
       this.#state = ACCEPTED
       this.hub.registry.add(this)
+      if (isDebug(this.request.log)) this.log.debug({ path: this.path }, 'ws connected')
     } else if (this.#state === CLOSED) {
       return Promise.reject(new WSHUB_ERR_CONNECTION_CLOSED(this.id))
     }
@@ -234,6 +237,34 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
       return Promise.reject(err)
     }
     return this.#write(text, false)
+  }
+
+  /** Bytes written to this connection that the peer has not taken yet (the socket's `bufferedAmount`). */
+  get bufferedAmount (): number {
+    return this.socket.bufferedAmount
+  }
+
+  /**
+   * Resolves when the socket can take more data without buffering past its high-water mark (at once when
+   * it can now); rejects with `WSHUB_ERR_CONNECTION_CLOSED` if the connection closes first. A handler that
+   * streams to one client awaits it between writes instead of piling up memory.
+   */
+  drain (): Promise<void> {
+    if (this.#state === CLOSED) return Promise.reject(new WSHUB_ERR_CONNECTION_CLOSED(this.id))
+    const raw = (this.socket as unknown as { _socket: import('node:net').Socket })._socket
+    if (!raw.writableNeedDrain) return RESOLVED
+    return new Promise((resolve, reject) => {
+      const onDrain = (): void => {
+        this.socket.off('close', onClose)
+        resolve()
+      }
+      const onClose = (): void => {
+        raw.off('drain', onDrain)
+        reject(new WSHUB_ERR_CONNECTION_CLOSED(this.id))
+      }
+      raw.once('drain', onDrain)
+      this.socket.once('close', onClose)
+    })
   }
 
   /** The next message as text; a binary frame rejects with `WSHUB_ERR_UNEXPECTED_FRAME` (and is consumed). */
@@ -315,11 +346,24 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
    */
   [kDeliver] (message: Outgoing): boolean {
     if (this.#state !== ACCEPTED || this.socket.readyState !== OPEN) return false
+    if (this.socket.bufferedAmount > this.hub.settings.backpressure.limit) return this.#overLimit()
     writeOutgoing(this.socket, message)
     const counters = this.hub.counters
     counters.messagesOut++
     counters.bytesOut += message.payload.length
     return true
+  }
+
+  /**
+   * Sends and says whether the message was written: false for a connection that is not open or a message
+   * dropped for backpressure (`app.ws.send(id)`).
+   * @throws WSHUB_ERR_INVALID_PAYLOAD for a value JSON cannot represent
+   * @internal
+   */
+  [kTrySend] (data: unknown): boolean {
+    const wire = toWire(data)
+    if (this.#state !== ACCEPTED || this.socket.readyState !== OPEN) return false
+    return this.#tryWrite(wire, typeof wire !== 'string')
   }
 
   /**
@@ -386,13 +430,36 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
   }
 
   #write (wire: string | Buffer, binary: boolean): Promise<void> {
+    if (this.socket.readyState !== OPEN) return Promise.reject(new WSHUB_ERR_CONNECTION_CLOSED(this.id))
+    this.#tryWrite(wire, binary)
+    // Closed just now for backpressure ('close'): the message did not go out. Dropped ('drop'): resolve,
+    // as delivery is at most once; drain() is how a sender waits instead.
+    return this.#state === CLOSED ? Promise.reject(new WSHUB_ERR_CONNECTION_CLOSED(this.id)) : RESOLVED
+  }
+
+  // Writes unless the socket is over the backpressure limit; returns whether it wrote.
+  #tryWrite (wire: string | Buffer, binary: boolean): boolean {
     const socket = this.socket
-    if (socket.readyState !== OPEN) return Promise.reject(new WSHUB_ERR_CONNECTION_CLOSED(this.id))
+    if (socket.bufferedAmount > this.hub.settings.backpressure.limit) return this.#overLimit()
     socket.send(wire, binary ? BINARY : TEXT)
     const counters = this.hub.counters
     counters.messagesOut++
     counters.bytesOut += typeof wire === 'string' ? Buffer.byteLength(wire) : wire.length
-    return RESOLVED
+    return true
+  }
+
+  // The socket's peer reads slower than we write: drop the message, or close with 1013 (the connection
+  // leaves its rooms at once, so the rest of a room keeps receiving at full speed).
+  #overLimit (): false {
+    const counters = this.hub.counters
+    if (this.hub.settings.backpressure.action === 'drop') {
+      counters.dropped++
+    } else {
+      counters.closedForBackpressure++
+      this.log.warn({ bufferedAmount: this.socket.bufferedAmount }, 'ws connection closed: backpressure limit reached')
+      this.close(CloseCode.TRY_AGAIN_LATER, 'Backpressure limit reached') // a valid code: resolves, never rejects
+    }
+    return false
   }
 
   /**
@@ -424,6 +491,7 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
     counters.messagesIn++
     counters.bytesIn += data.length
     if (this.#state === CLOSED) return
+    if (this.hub.settings.rateLimit !== false && this.#overRateLimit()) return
     const message: Message = isBinary ? data : data.toString()
     if (this.#mode === DISPATCH) {
       if (!this.#busy && (this.#inbox === null || this.#inbox.length === 0)) {
@@ -434,6 +502,23 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
       return
     }
     (this.#inbox ??= this.#newInbox()).push(message)
+  }
+
+  // A fixed window per connection: at most `max` messages per `windowMs`; past it drop, or close with 1008.
+  #overRateLimit (): boolean {
+    const { max, windowMs, action } = this.hub.settings.rateLimit as { max: number, windowMs: number, action: string }
+    const now = Date.now()
+    if (now - this.#windowStart >= windowMs) {
+      this.#windowStart = now
+      this.#windowCount = 0
+    }
+    if (++this.#windowCount <= max) return false
+    this.hub.counters.rateLimited++
+    if (action === 'close') {
+      this.log.warn({ max, windowMs }, 'ws connection closed: rate limit exceeded')
+      this.close(CloseCode.POLICY_VIOLATION, 'Rate limit exceeded') // a valid code: resolves, never rejects
+    }
+    return true
   }
 
   // Hands one message to the class handler; while its promise is pending, later messages queue.
@@ -493,7 +578,10 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
       this.#inbox.end(disconnect)
     }
     this.#abort?.abort(disconnect)
-    if (wasAccepted) this[kOnDisconnect](code, reason)
+    if (wasAccepted) {
+      if (isDebug(this.request.log)) this.log.debug({ code, reason }, 'ws disconnected')
+      this[kOnDisconnect](code, reason)
+    }
   }
 }
 
@@ -505,6 +593,11 @@ export class Connection<RouteGeneric extends RouteGenericInterface = RouteGeneri
   receive (): Promise<Message> {
     return this[kNext]()
   }
+}
+
+// Whether a logger writes debug lines; checked before building a child logger for them.
+function isDebug (log: FastifyBaseLogger): boolean {
+  return (log as { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled?.('debug') ?? false
 }
 
 function expectText (message: Message): string {

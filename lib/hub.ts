@@ -3,11 +3,12 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { WebSocket, WebSocketServer } from 'ws'
 import type { Broker, Envelope } from './broker/broker.js'
 import type { BaseConnection } from './connection.js'
-import { MAX_ROOM_LENGTH, OPEN } from './constants.js'
+import { CLOSE_BATCH, DEFAULTS, MAX_ROOM_LENGTH, OPEN } from './constants.js'
 import { CloseCode, WSHUB_ERR_BROKER_CLOSED, WSHUB_ERR_INVALID_ROOM } from './errors.js'
 import { serialize, type Outgoing } from './message.js'
+import type { ResolvedOptions } from './options.js'
 import { RoomRegistry } from './rooms.js'
-import { kDeliver, kSocketClosed } from './symbols.js'
+import { kDeliver, kSocketClosed, kTrySend } from './symbols.js'
 
 /** The cumulative figures of `stats()`. */
 export interface HubCounters {
@@ -15,8 +16,23 @@ export interface HubCounters {
   messagesOut: number
   bytesIn: number
   bytesOut: number
+  /** Outgoing messages skipped for a connection over the backpressure limit (`action: 'drop'`). */
   dropped: number
+  /** Connections closed with 1013 for going over the backpressure limit (`action: 'close'`). */
   closedForBackpressure: number
+  /** Incoming messages over the rate limit (dropped, or the one that closed the connection). */
+  rateLimited: number
+}
+
+/** The per-connection limits a hub applies (from the registration options). */
+export interface HubSettings {
+  backpressure: ResolvedOptions['backpressure']
+  rateLimit: ResolvedOptions['rateLimit']
+}
+
+const DEFAULT_SETTINGS: HubSettings = {
+  backpressure: { limit: DEFAULTS.backpressureLimit, action: DEFAULTS.backpressureAction },
+  rateLimit: false
 }
 
 /** This node's figures: `connections` and `rooms` are current counts, the rest cumulative. */
@@ -72,7 +88,8 @@ export class RoomSender {
 
   /** Leaves out one connection id or several (unknown ids are fine). Returns this sender. */
   except (ids: string | readonly string[]): this {
-    const list = typeof ids === 'string' ? [ids] : [...ids]
+    // Anything but a string can be no connection's id, so it leaves nobody out (as an unknown id does).
+    const list = typeof ids === 'string' ? [ids] : Array.isArray(ids) ? ids.filter(id => typeof id === 'string') : []
     this.#except = this.#except === null ? list : this.#except.concat(list)
     return this
   }
@@ -110,8 +127,11 @@ export class Hub {
   readonly registry = new RoomRegistry<BaseConnection>()
   /** @internal */
   readonly counters: HubCounters = {
-    messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0, dropped: 0, closedForBackpressure: 0
+    messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0, dropped: 0, closedForBackpressure: 0, rateLimited: 0
   }
+
+  /** @internal */
+  readonly settings: HubSettings
 
   readonly #broker: Broker
   readonly #log: FastifyBaseLogger
@@ -119,9 +139,10 @@ export class Hub {
   #closed = false
 
   /** @internal */
-  constructor (broker: Broker, log: FastifyBaseLogger) {
+  constructor (broker: Broker, log: FastifyBaseLogger, settings: HubSettings = DEFAULT_SETTINGS) {
     this.#broker = broker
     this.#log = log
+    this.settings = settings
     this.nodeId = randomBytes(6).toString('base64url')
   }
 
@@ -163,10 +184,11 @@ export class Hub {
   send (id: string, data: unknown): Promise<boolean> {
     const conn = this.registry.connections.get(id)
     if (conn === undefined) return Promise.resolve(false)
-    return conn.send(data).then(() => true, (err: Error & { code?: string }) => {
-      if (err.code === 'WSHUB_ERR_CONNECTION_CLOSED') return false
-      throw err
-    })
+    try {
+      return Promise.resolve(conn[kTrySend](data))
+    } catch (err) {
+      return Promise.reject(err)
+    }
   }
 
   /** Closes one connection. Resolves true when such a connection existed and was closed. */
@@ -227,7 +249,10 @@ export class Hub {
     return Promise.resolve([...this.registry.rooms.keys()])
   }
 
-  /** This node's figures, synchronously. */
+  /**
+   * This node's figures, synchronously: `connections` and `rooms` are current counts, the rest
+   * cumulative (`messagesOut` counts one per recipient).
+   */
   stats (): HubStats {
     return {
       connections: this.registry.connections.size,
@@ -289,7 +314,7 @@ export class Hub {
   }
 
   /**
-   * Closes every connection with 1001 and waits, at most `timeout` ms, for the close handshakes and
+   * Closes every connection with 1001 (in batches) and waits, at most `timeout` ms, for the close handshakes and
    * for `disconnect()` handlers; sockets still open then are terminated. Sockets of the WebSocket server
    * that have no hub connection (a class handler still in `connect()`, a plain `@fastify/websocket` route)
    * are closed the same way.
@@ -299,9 +324,12 @@ export class Hub {
     // The hub stays usable until stop(): handlers ending on this close may still tell their rooms.
     const reason = 'Server shutting down'
     const closing: Promise<void>[] = []
+    let batch = 0
     for (const conn of [...this.registry.connections.values()]) {
       conn.close(CloseCode.GOING_AWAY, reason) // a valid code: resolves, never rejects
       closing.push(conn[kSocketClosed]())
+      // Close in batches, so that a node with many connections keeps serving its event loop meanwhile.
+      if (++batch % CLOSE_BATCH === 0) await new Promise(resolve => setImmediate(resolve))
     }
     // Without ws's clientTracking there is no list of sockets: only hub connections are closed then.
     const sockets: WebSocket[] = server?.clients === undefined ? [] : [...server.clients]

@@ -17,3 +17,5 @@ export const kSocketClosed = Symbol('fastify-ws-hub.socketClosed')
 export const kNext = Symbol('fastify-ws-hub.next')
 /** Ends a connection whose handler threw: logs the error and closes with 1011. */
 export const kFail = Symbol('fastify-ws-hub.fail')
+/** Sends to a connection and says whether it was written (false: closed, or dropped for backpressure). */
+export const kTrySend = Symbol('fastify-ws-hub.trySend')

@@ -31,7 +31,13 @@ export async function build (t, setup = () => {}, options = {}) {
   await app.register(wsHub, options)
   await setup(app)
   await app.listen({ port: 0, host: '127.0.0.1' })
-  t.after(() => app.close())
+  // Clients opened by connect() go first, so that a client that stopped reading does not hold up
+  // app.close() for its closeTimeout.
+  app.testClients = []
+  t.after(() => {
+    for (const client of app.testClients) client.ws.terminate()
+    return app.close()
+  })
   return app
 }
 
@@ -104,7 +110,8 @@ export class Client {
 /** Opens a client on `path`; closes it after the test. */
 export async function connect (t, app, path, options) {
   const client = new Client(urlOf(app, path), options)
-  t.after(() => client.ws.terminate())
+  if (app.testClients) app.testClients.push(client)
+  else t.after(() => client.ws.terminate())
   await client.open()
   return client
 }
