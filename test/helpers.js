@@ -1,4 +1,5 @@
 // Shared test helpers: a real Fastify app listening on 127.0.0.1 and real `ws` clients.
+import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { Writable } from 'node:stream'
 import Fastify from 'fastify'
@@ -137,6 +138,19 @@ export function deferred () {
   let resolve, reject
   const promise = new Promise((_resolve, _reject) => { resolve = _resolve; reject = _reject })
   return { promise, resolve, reject }
+}
+
+/** Starts `example/server.js` on a free port; resolves with its base URL. */
+export async function startExample (t, env = {}) {
+  const child = spawn(process.execPath, [new URL('../example/server.js', import.meta.url).pathname], {
+    env: { ...process.env, PORT: '0', LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'inherit']
+  })
+  t.after(() => child.kill('SIGKILL'))
+  let output = ''
+  child.stdout.on('data', chunk => { output += chunk })
+  await until(() => /open (http:\/\/\S+)/.test(output), 10_000, 'the example to listen')
+  return { child, base: /open (http:\/\/\S+)/.exec(output)[1] }
 }
 
 export { once, WebSocket }
