@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger, FastifyRequest, RouteGenericInterface } from 'fastify'
 import type { WebSocket } from 'ws'
 import { OPEN } from './constants.js'
+import { corkForTick } from './cork.js'
 import {
   CloseCode,
   WebSocketDisconnect,
@@ -347,6 +348,7 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
   [kDeliver] (message: Outgoing): boolean {
     if (this.#state !== ACCEPTED || this.socket.readyState !== OPEN) return false
     if (this.socket.bufferedAmount > this.hub.settings.backpressure.limit) return this.#overLimit()
+    corkForTick(this.socket)
     writeOutgoing(this.socket, message)
     const counters = this.hub.counters
     counters.messagesOut++
@@ -441,6 +443,7 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
   #tryWrite (wire: string | Buffer, binary: boolean): boolean {
     const socket = this.socket
     if (socket.bufferedAmount > this.hub.settings.backpressure.limit) return this.#overLimit()
+    corkForTick(socket)
     socket.send(wire, binary ? BINARY : TEXT)
     const counters = this.hub.counters
     counters.messagesOut++
