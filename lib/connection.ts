@@ -286,19 +286,17 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
     return this.#next().then(parseJson<T>)
   }
 
-  /** Yields messages until the peer closes, then ends quietly. */
-  async * [Symbol.asyncIterator] (): AsyncGenerator<Message, void, undefined> {
-    while (true) {
-      let message: Message
-      try {
-        message = await this.#next()
-      } catch (err) {
-        if (err instanceof WebSocketDisconnect) return
-        /* c8 ignore next 2 -- the inbox only ever rejects with a WebSocketDisconnect */
-        throw err
-      }
-      yield message
+  /**
+   * Yields messages until the peer closes, then ends quietly. Leaving the loop early (`break`) leaves the
+   * connection open. A hand-written iterator rather than an async generator: one promise per message.
+   */
+  [Symbol.asyncIterator] (): AsyncIterableIterator<Message> {
+    const iterator: AsyncIterableIterator<Message> = {
+      next: () => this.#nextResult(),
+      return: () => Promise.resolve({ value: undefined, done: true }),
+      [Symbol.asyncIterator]: () => iterator
     }
+    return iterator
   }
 
   /**
@@ -480,6 +478,15 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
       this.#inbox = this.#newInbox()
     }
     return this.#inbox.next()
+  }
+
+  #nextResult (): Promise<IteratorResult<Message, undefined>> {
+    this.#everRead = true
+    if (this.#inbox === null) {
+      if (this.#state === CLOSED) return Promise.resolve({ value: undefined, done: true })
+      this.#inbox = this.#newInbox()
+    }
+    return this.#inbox.nextResult()
   }
 
   #newInbox (): Inbox {

@@ -4,9 +4,14 @@ import { INBOX_HIGH_WATER_BYTES, INBOX_HIGH_WATER_MESSAGES } from './constants.j
 export type Message = string | Buffer
 
 interface Waiter {
-  resolve: (message: Message) => void
+  resolve: (value: any) => void
   reject: (err: Error) => void
+  /** An iterator's `next()`: settles with an IteratorResult and never rejects. */
+  iterating: boolean
 }
+
+/** The iterator result once the queue has ended. */
+const DONE: IteratorReturnResult<undefined> = Object.freeze({ value: undefined, done: true })
 
 function sizeOf (message: Message): number {
   return typeof message === 'string' ? message.length : message.byteLength
@@ -52,7 +57,8 @@ export class Inbox {
   push (message: Message): void {
     if (this.#end !== null) return
     if (this.#waiters !== null && this.#waiters.length > 0) {
-      this.#waiters.shift()!.resolve(message)
+      const waiter = this.#waiters.shift()!
+      waiter.resolve(waiter.iterating ? { value: message, done: false } : message)
       return
     }
     this.#items.push(message)
@@ -92,7 +98,21 @@ export class Inbox {
     if (message !== undefined) return Promise.resolve(message)
     if (this.#end !== null) return Promise.reject(this.#end)
     return new Promise((resolve, reject) => {
-      (this.#waiters ??= []).push({ resolve, reject })
+      (this.#waiters ??= []).push({ resolve, reject, iterating: false })
+    })
+  }
+
+  /**
+   * The next message as an async iterator's result: `{ value, done: false }`, or `{ done: true }` once the
+   * queue has ended and is empty. Never rejects. Lets a connection be iterated without an async
+   * generator's extra promises per message.
+   */
+  nextResult (): Promise<IteratorResult<Message, undefined>> {
+    const message = this.shift()
+    if (message !== undefined) return Promise.resolve({ value: message, done: false })
+    if (this.#end !== null) return Promise.resolve(DONE)
+    return new Promise((resolve, reject) => {
+      (this.#waiters ??= []).push({ resolve, reject, iterating: true })
     })
   }
 
@@ -113,6 +133,11 @@ export class Inbox {
     this.#end = err
     const waiters = this.#waiters
     this.#waiters = null
-    if (waiters !== null) for (const waiter of waiters) waiter.reject(err)
+    if (waiters !== null) {
+      for (const waiter of waiters) {
+        if (waiter.iterating) waiter.resolve(DONE)
+        else waiter.reject(err)
+      }
+    }
   }
 }

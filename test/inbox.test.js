@@ -75,3 +75,21 @@ test('a long queue read from the front stays compact and correct', async () => {
   }
   assert.equal(inbox.length, 0)
 })
+
+test('nextResult: iterator results, waiting or not, and done once ended and empty', async () => {
+  const inbox = new Inbox(() => {})
+  inbox.push('queued')
+  assert.deepEqual(await inbox.nextResult(), { value: 'queued', done: false })
+  const waiting = inbox.nextResult()
+  inbox.push('later')
+  assert.deepEqual(await waiting, { value: 'later', done: false })
+  inbox.push('left over')
+  const pending = [inbox.next()]
+  inbox.end(new Error('closed'))
+  assert.equal(await pending[0], 'left over')
+  assert.deepEqual(await inbox.nextResult(), { value: undefined, done: true })
+  const other = new Inbox(() => {})
+  const waitingForEnd = other.nextResult()
+  other.end(new Error('closed'))
+  assert.deepEqual(await waitingForEnd, { value: undefined, done: true }, 'a waiting iterator ends, it does not reject')
+})

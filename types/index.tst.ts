@@ -445,7 +445,7 @@ describe('the connection', () => {
       for await (const message of conn) {
         expect(message).type.toBe<string | Buffer>()
       }
-      expect(conn[Symbol.asyncIterator]()).type.toBe<AsyncGenerator<string | Buffer, void, undefined>>()
+      expect(conn[Symbol.asyncIterator]()).type.toBe<AsyncIterableIterator<string | Buffer>>()
     })
   })
 
