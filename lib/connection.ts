@@ -15,7 +15,9 @@ import {
 import type { Hub, RoomSender } from './hub.js'
 import { Inbox, type Message } from './inbox.js'
 import { toJson, toWire, writeOutgoing, type Outgoing } from './message.js'
-import { kDeliver, kFail, kHandlerReturned, kInit, kNext, kOnDisconnect, kSocketClosed, kStartDispatch, kTrySend } from './symbols.js'
+import {
+  kDeliver, kFail, kHandlerReturned, kInit, kNext, kOnDisconnect, kOnMessage, kOnSocketClose, kSocketClosed, kStartDispatch, kTrySend
+} from './symbols.js'
 
 export type { Message }
 
@@ -91,6 +93,8 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
   #dispatch: ((message: Message) => unknown) | null = null
   #windowStart = 0
   #windowCount = 0
+  #afterRun: (() => void) | null = null
+  #afterRunFailed: ((err: unknown) => void) | null = null
 
   constructor () {
     const init = pendingInit
@@ -105,9 +109,21 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
 
   /** @internal */
   [kInit] (): void {
-    const socket = this.socket
-    socket.on('message', (data: Buffer, isBinary: boolean) => this.#onMessage(data, isBinary))
-    socket.on('close', (code: number, reason: Buffer) => this.#onSocketClose(code, reason))
+    // Shared listeners that find the connection on the socket: no closures per connection.
+    const socket = this.socket as OwnedSocket
+    socket[kConnection] = this
+    socket.on('message', socketOnMessage)
+    socket.on('close', socketOnClose)
+  }
+
+  /** @internal */
+  [kOnMessage] (data: Buffer, isBinary: boolean): void {
+    this.#onMessage(data, isBinary)
+  }
+
+  /** @internal */
+  [kOnSocketClose] (code: number, reason: Buffer): void {
+    this.#onSocketClose(code, reason)
   }
 
   /** The route parameters (`request.params`). */
@@ -490,10 +506,7 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
   }
 
   #newInbox (): Inbox {
-    return new Inbox(paused => {
-      if (paused) this.socket.pause()
-      else this.socket.resume()
-    })
+    return new Inbox(this.socket)
   }
 
   #onMessage (data: Buffer, isBinary: boolean): void {
@@ -542,18 +555,17 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
     }
     if (result !== null && typeof result === 'object' && typeof (result as Promise<void>).then === 'function') {
       this.#busy = true
+      // Made on first use: only class handlers whose receive() returns a promise need them.
+      this.#afterRun ??= () => {
+        this.#busy = false
+        this.#drain()
+      }
+      this.#afterRunFailed ??= (err: unknown) => {
+        this.#busy = false
+        this[kFail](err)
+      }
       ;(result as Promise<void>).then(this.#afterRun, this.#afterRunFailed)
     }
-  }
-
-  #afterRun = (): void => {
-    this.#busy = false
-    this.#drain()
-  }
-
-  #afterRunFailed = (err: unknown): void => {
-    this.#busy = false
-    this[kFail](err)
   }
 
   #drain (): void {
@@ -603,6 +615,19 @@ export class Connection<RouteGeneric extends RouteGenericInterface = RouteGeneri
   receive (): Promise<Message> {
     return this[kNext]()
   }
+}
+
+// The socket listeners, shared by all connections (the connection is a property of its socket).
+const kConnection = Symbol('fastify-ws-hub.connection')
+
+type OwnedSocket = WebSocket & { [kConnection]: BaseConnection }
+
+function socketOnMessage (this: WebSocket, data: Buffer, isBinary: boolean): void {
+  (this as OwnedSocket)[kConnection][kOnMessage](data, isBinary)
+}
+
+function socketOnClose (this: WebSocket, code: number, reason: Buffer): void {
+  (this as OwnedSocket)[kConnection][kOnSocketClose](code, reason)
 }
 
 // Whether a logger writes debug lines; checked before building a child logger for them.

@@ -13,14 +13,20 @@ interface Waiter {
 /** The iterator result once the queue has ended. */
 const DONE: IteratorReturnResult<undefined> = Object.freeze({ value: undefined, done: true })
 
+/** What the queue pauses when it is full: reading from a socket. */
+export interface Pausable {
+  pause (): void
+  resume (): void
+}
+
 function sizeOf (message: Message): number {
   return typeof message === 'string' ? message.length : message.byteLength
 }
 
 /**
  * A connection's bounded receive queue. Messages wait here until a `receive*()` call, an iterator
- * or a class handler's dispatcher takes them. When the queue passes its high-water mark it asks the
- * owner to pause the socket (`onPressure(true)`), and to resume it once it has drained below half.
+ * or a class handler's dispatcher takes them. When the queue passes its high-water mark it pauses the
+ * socket, and resumes it once it has drained below half.
  */
 export class Inbox {
   #items: Message[] = []
@@ -29,13 +35,13 @@ export class Inbox {
   #waiters: Waiter[] | null = null
   #end: Error | null = null
   #paused = false
-  readonly #onPressure: (paused: boolean) => void
+  readonly #socket: Pausable
 
   /**
-   * @param onPressure - called with `true` to pause reading from the socket, `false` to resume
+   * @param socket - what to pause when the queue is full (a ws WebSocket)
    */
-  constructor (onPressure: (paused: boolean) => void) {
-    this.#onPressure = onPressure
+  constructor (socket: Pausable) {
+    this.#socket = socket
   }
 
   /** Messages waiting. */
@@ -65,7 +71,7 @@ export class Inbox {
     this.#bytes += sizeOf(message)
     if (!this.#paused && (this.length >= INBOX_HIGH_WATER_MESSAGES || this.#bytes >= INBOX_HIGH_WATER_BYTES)) {
       this.#paused = true
-      this.#onPressure(true)
+      this.#socket.pause()
     }
   }
 
@@ -84,7 +90,7 @@ export class Inbox {
     this.#bytes -= sizeOf(message)
     if (this.#paused && this.length * 2 < INBOX_HIGH_WATER_MESSAGES && this.#bytes * 2 < INBOX_HIGH_WATER_BYTES) {
       this.#paused = false
-      this.#onPressure(false)
+      this.#socket.resume()
     }
     return message
   }
@@ -123,7 +129,7 @@ export class Inbox {
     this.#bytes = 0
     if (this.#paused) {
       this.#paused = false
-      this.#onPressure(false)
+      this.#socket.resume()
     }
   }
 

@@ -19,3 +19,7 @@ export const kNext = Symbol('fastify-ws-hub.next')
 export const kFail = Symbol('fastify-ws-hub.fail')
 /** Sends to a connection and says whether it was written (false: closed, or dropped for backpressure). */
 export const kTrySend = Symbol('fastify-ws-hub.trySend')
+/** Handles a message from the connection's socket. */
+export const kOnMessage = Symbol('fastify-ws-hub.onMessage')
+/** Handles the close of the connection's socket. */
+export const kOnSocketClose = Symbol('fastify-ws-hub.onSocketClose')

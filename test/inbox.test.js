@@ -4,8 +4,11 @@ import { test } from 'node:test'
 import { INBOX_HIGH_WATER_BYTES, INBOX_HIGH_WATER_MESSAGES } from '../dist/lib/constants.js'
 import { Inbox } from '../dist/lib/inbox.js'
 
+const idle = { pause () {}, resume () {} }
+const recorder = calls => ({ pause: () => calls.push(true), resume: () => calls.push(false) })
+
 test('hands messages out in order, to waiters first', async () => {
-  const inbox = new Inbox(() => {})
+  const inbox = new Inbox(idle)
   const waiting = inbox.next()
   assert.equal(inbox.hasWaiters, true)
   inbox.push('a')
@@ -18,7 +21,7 @@ test('hands messages out in order, to waiters first', async () => {
 
 test('asks to pause at the message high-water mark and to resume below half', () => {
   const calls = []
-  const inbox = new Inbox(paused => calls.push(paused))
+  const inbox = new Inbox(recorder(calls))
   for (let i = 0; i < INBOX_HIGH_WATER_MESSAGES - 1; i++) inbox.push('x')
   assert.deepEqual(calls, [])
   inbox.push('x')
@@ -31,7 +34,7 @@ test('asks to pause at the message high-water mark and to resume below half', ()
 
 test('asks to pause at the byte high-water mark', () => {
   const calls = []
-  const inbox = new Inbox(paused => calls.push(paused))
+  const inbox = new Inbox(recorder(calls))
   inbox.push(Buffer.alloc(INBOX_HIGH_WATER_BYTES / 2))
   assert.deepEqual(calls, [])
   inbox.push('y'.repeat(INBOX_HIGH_WATER_BYTES / 2))
@@ -43,7 +46,7 @@ test('asks to pause at the byte high-water mark', () => {
 
 test('clear drops everything and resumes a paused socket', () => {
   const calls = []
-  const inbox = new Inbox(paused => calls.push(paused))
+  const inbox = new Inbox(recorder(calls))
   for (let i = 0; i < INBOX_HIGH_WATER_MESSAGES; i++) inbox.push('x')
   inbox.clear()
   assert.equal(inbox.length, 0)
@@ -51,14 +54,14 @@ test('clear drops everything and resumes a paused socket', () => {
 })
 
 test('end rejects waiters, then hands out what was left, then rejects', async () => {
-  const inbox = new Inbox(() => {})
+  const inbox = new Inbox(idle)
   const waiting = inbox.next()
   const err = new Error('closed')
   inbox.end(err)
   await assert.rejects(waiting, err)
   assert.equal(inbox.ended, true)
 
-  const other = new Inbox(() => {})
+  const other = new Inbox(idle)
   other.push('left over')
   other.end(err)
   other.end(new Error('ignored: ends once'))
@@ -68,7 +71,7 @@ test('end rejects waiters, then hands out what was left, then rejects', async ()
 })
 
 test('a long queue read from the front stays compact and correct', async () => {
-  const inbox = new Inbox(() => {})
+  const inbox = new Inbox(idle)
   for (let round = 0; round < 3; round++) {
     for (let i = 0; i < 3000; i++) inbox.push(`m${i}`)
     for (let i = 0; i < 3000; i++) assert.equal(inbox.shift(), `m${i}`)
@@ -77,7 +80,7 @@ test('a long queue read from the front stays compact and correct', async () => {
 })
 
 test('nextResult: iterator results, waiting or not, and done once ended and empty', async () => {
-  const inbox = new Inbox(() => {})
+  const inbox = new Inbox(idle)
   inbox.push('queued')
   assert.deepEqual(await inbox.nextResult(), { value: 'queued', done: false })
   const waiting = inbox.nextResult()
@@ -88,7 +91,7 @@ test('nextResult: iterator results, waiting or not, and done once ended and empt
   inbox.end(new Error('closed'))
   assert.equal(await pending[0], 'left over')
   assert.deepEqual(await inbox.nextResult(), { value: undefined, done: true })
-  const other = new Inbox(() => {})
+  const other = new Inbox(idle)
   const waitingForEnd = other.nextResult()
   other.end(new Error('closed'))
   assert.deepEqual(await waitingForEnd, { value: undefined, done: true }, 'a waiting iterator ends, it does not reject')
