@@ -117,6 +117,19 @@ export async function connect (t, app, path, options) {
   return client
 }
 
+/** Opens a client that is expected to be refused; resolves with the HTTP status it got. */
+export async function refusedStatus (app, path, options) {
+  const client = new Client(urlOf(app, path), options)
+  try {
+    await client.open()
+  } catch (err) {
+    return err.statusCode
+  } finally {
+    client.ws.terminate()
+  }
+  throw new Error('the handshake was not refused')
+}
+
 /** Resolves after `ms`. */
 export function sleep (ms) {
   return new Promise(resolve => setTimeout(resolve, ms))

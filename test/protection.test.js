@@ -3,21 +3,8 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { WebSocketHandler } from '../dist/lib/index.js'
-import { build, Client, connect, sleep, until, urlOf } from './helpers.js'
+import { build, Client, connect, refusedStatus, sleep, until, urlOf } from './helpers.js'
 import { frame, rawConnect } from './raw-client.js'
-
-/** Resolves with the HTTP status a refused handshake got (fails if it was accepted). */
-async function refusedStatus (app, path, options) {
-  const client = new Client(urlOf(app, path), options)
-  try {
-    await client.open()
-  } catch (err) {
-    return err.statusCode
-  } finally {
-    client.ws.terminate()
-  }
-  throw new Error('the handshake was not refused')
-}
 
 const keepOpen = conn => new Promise(resolve => conn.signal.addEventListener('abort', resolve))
 
