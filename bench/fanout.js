@@ -1,4 +1,5 @@
-// Room broadcast, framed once vs framed per member.
+// Room broadcast, framed once vs framed per member, in more detail than the suite's fan-out scenario
+// (bench/run.js), which compares the libraries.
 //
 //   node bench/fanout.js [--quick] [--rounds 5] [--duration 3000] [--warmup 500] [--members 1000]
 //                        [--payload 64] [--limit 1048576] [--burst 4000] [--variants a,b] [--no-pin]
@@ -6,7 +7,7 @@
 //
 // The server (a bare `ws` server and a Fastify app with fastify-ws-hub) runs in one child process, the
 // receivers in another, pinned to CPU 0 and CPU 1 with `taskset` when it is available. The receivers are
-// raw TCP sockets that do the upgrade themselves and only count frames (see fanout-client.js). Variants
+// raw TCP sockets that do the upgrade themselves and only count frames (see load.js). Variants
 // run interleaved, once per round; each run publishes in bursts for warmup + duration ms and measures
 // the last `duration` ms. Results: a markdown table on stdout, and bench/results/fanout.json
 // (bench/results/fanout.quick.tmp.json for --quick, or --out FILE).
@@ -16,11 +17,13 @@
 // `--priority=-10` runs the server and the clients under `nice -n -10` (needs root or CAP_SYS_NICE).
 // Server CPU per delivery is the steadier figure under such noise; deliveries/s moves with it.
 // `--prof-server DIR` writes a V8 CPU profile of the server child into DIR (it slows the server).
-import { spawn, spawnSync } from 'node:child_process'
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
-import os from 'node:os'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
+import {
+  childGroup, cpusAllowed, gitState, int, machineInfo, machineWindow, niceOf, NOISY_PCT, probePinning, probePriority,
+  QUIET_PCT, stats, versionOf, waitQuiet
+} from './common.js'
 import { client, now } from './ipc.js'
 
 const VARIANTS = {
@@ -32,11 +35,6 @@ const VARIANTS = {
 }
 const TARGET = { 'ws-send': 'ws', 'ws-frame-once': 'ws', 'hub-to-room': 'hub', 'hub-per-member': 'hub', 'ws-send-string': 'ws' }
 const DEFAULT_VARIANTS = ['ws-send', 'ws-frame-once', 'hub-to-room', 'hub-per-member']
-
-// a run is marked noisy when other processes used more than this much CPU (% of one CPU) during it;
-// before a run, the bench waits a little for the machine to be below this
-const QUIET_PCT = 20
-const NOISY_PCT = 25
 
 const PROFILES = {
   full: { rounds: 5, duration: 3000, warmup: 500, members: 1000 },
@@ -64,11 +62,6 @@ function options (argv) {
     }
   })
   const profile = PROFILES[values.quick ? 'quick' : 'full']
-  const int = (name, value, min, max) => {
-    const n = Number(value)
-    if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} must be an integer in [${min}, ${max}]`)
-    return n
-  }
   const variants = values.variants.split(',').filter(Boolean)
   for (const v of variants) if (!(v in VARIANTS)) throw new Error(`unknown variant ${v}; known: ${Object.keys(VARIANTS).join(', ')}`)
   const result = {
@@ -92,121 +85,6 @@ function options (argv) {
   return result
 }
 
-/** Whether `taskset -c 0` and `taskset -c 1` work here (util-linux, two CPUs allowed). */
-function probePinning () {
-  if (os.availableParallelism() < 2) return { ok: false, why: `only ${os.availableParallelism()} CPU available` }
-  for (const cpu of ['0', '1']) {
-    const r = spawnSync('taskset', ['-c', cpu, 'true'], { stdio: 'ignore', timeout: 5000 })
-    if (r.error !== undefined) return { ok: false, why: `taskset not usable (${r.error.code ?? r.error.message})` }
-    if (r.status !== 0) return { ok: false, why: `taskset -c ${cpu} failed (exit ${r.status})` }
-  }
-  return { ok: true, why: 'taskset -c 0 (server), taskset -c 1 (clients)' }
-}
-
-/** Whether `nice -n <priority>` works here (a negative one needs root or CAP_SYS_NICE). */
-function probePriority (priority) {
-  const r = spawnSync('nice', ['-n', String(priority), 'true'], { encoding: 'utf8', timeout: 5000 })
-  if (r.error !== undefined) return { ok: false, why: `nice not usable (${r.error.code ?? r.error.message})` }
-  if (r.status !== 0 || r.stderr.trim() !== '') return { ok: false, why: `nice -n ${priority}: ${r.stderr.trim() || `exit ${r.status}`}` }
-  return { ok: true, why: `server and clients run under nice -n ${priority}` }
-}
-
-function cpusAllowed (pid) {
-  try {
-    return /Cpus_allowed_list:\s*(\S+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '?'
-  } catch {
-    return '?'
-  }
-}
-
-const CLK_TCK = (() => {
-  const r = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8', timeout: 5000 })
-  return Number(r.stdout) > 0 ? Number(r.stdout) : 100
-})()
-
-/** The machine's CPU times by CPU ('cpu' is the sum), in seconds, from /proc/stat; null elsewhere. */
-function cpuTimes () {
-  try {
-    const times = {}
-    for (const line of readFileSync('/proc/stat', 'utf8').split('\n')) {
-      const m = /^(cpu\d*)\s+(.*)$/.exec(line)
-      if (m === null) continue
-      const [user, nice, system, idle, iowait, irq, softirq, steal] = m[2].trim().split(/\s+/).map((x) => Number(x) / CLK_TCK)
-      times[m[1]] = { user: user + nice, system, softirq: irq + softirq, steal, idle: idle + iowait }
-    }
-    return times
-  } catch {
-    return null
-  }
-}
-
-/**
- * What the whole machine did over [t0, t1]: per CPU, the % of user, system, softirq, steal and idle
- * time, and the bench's own process CPU (this process), to tell how much other processes took.
- */
-async function machineWindow (t0, t1) {
-  const at = async (t) => {
-    const wait = Number(BigInt(t) - now()) / 1e6
-    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait))
-    for (let i = 0; i < 5 && now() < BigInt(t); i++) await new Promise((resolve) => setTimeout(resolve, 1))
-    return { ns: now(), cpu: cpuTimes(), self: process.cpuUsage() }
-  }
-  const a = await at(t0)
-  const b = await at(t1)
-  const seconds = Number(b.ns - a.ns) / 1e9
-  const self = process.cpuUsage(a.self)
-  const result = { seconds, orchestratorUserPct: self.user / 1e4 / seconds, cpus: null }
-  if (a.cpu !== null && b.cpu !== null) {
-    result.cpus = {}
-    for (const name of Object.keys(b.cpu)) {
-      const pct = {}
-      for (const key of Object.keys(b.cpu[name])) pct[key] = (b.cpu[name][key] - a.cpu[name][key]) * 100 / seconds
-      result.cpus[name] = pct
-    }
-  }
-  return result
-}
-
-/**
- * Other processes share this machine: before a run, wait (at most `maxMs`) until the machine has been
- * quiet for 200 ms (all CPU time, as % of one CPU, under `thresholdPct`; the bench itself is idle then).
- */
-async function waitQuiet (maxMs, thresholdPct) {
-  const started = Date.now()
-  while (true) {
-    const a = cpuTimes()
-    await new Promise((resolve) => setTimeout(resolve, 200))
-    const b = cpuTimes()
-    if (a === null || b === null) return { waitedMs: 0, busyPct: null }
-    const busyPct = ['user', 'system', 'softirq'].reduce((sum, key) => sum + b.cpu[key] - a.cpu[key], 0) * 100 / 0.2
-    const waitedMs = Date.now() - started
-    if (busyPct < thresholdPct || waitedMs >= maxMs) return { waitedMs, busyPct }
-  }
-}
-
-/** The commit measured, and the files of lib/ that differ from it (dist/ is built from the working tree). */
-function gitState () {
-  const git = (...args) => spawnSync('git', args, { cwd: fileURLToPath(new URL('..', import.meta.url)), encoding: 'utf8', timeout: 5000 })
-  const head = git('rev-parse', '--short', 'HEAD')
-  if (head.status !== 0) return null
-  const dirty = git('status', '--porcelain', '--', 'lib').stdout.split('\n').filter(Boolean).map((line) => line.trim())
-  return { commit: head.stdout.trim(), libChanges: dirty }
-}
-
-function niceOf (pid) {
-  try {
-    return Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[16])
-  } catch {
-    return null
-  }
-}
-
-const stats = (xs) => {
-  const s = [...xs].sort((a, b) => a - b)
-  const mid = s.length >> 1
-  return { median: s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2, min: s[0], max: s[s.length - 1] }
-}
-
 const fmtRate = (x) => `${(x / 1e3).toFixed(0)}k`
 const fmtUs = (x) => x.toFixed(3)
 const fmtRatio = (x) => `${x.toFixed(2)}x`
@@ -218,56 +96,14 @@ export async function main (argv) {
   const priority = opt.priority === 0 ? { ok: false, why: 'not changed' } : probePriority(opt.priority)
   if (opt.priority !== 0 && !priority.ok) process.stderr.write(`fanout: running at the default priority: ${priority.why}\n`)
 
-  const children = new Set()
-  const killAll = () => {
-    for (const child of children) {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
-    }
-  }
-  const onSignal = (signal) => {
-    killAll()
-    process.exit(signal === 'SIGINT' ? 130 : 143)
-  }
-  process.on('exit', killAll)
-  process.once('SIGINT', onSignal)
-  process.once('SIGTERM', onSignal)
-  const watchdog = setTimeout(() => {
-    process.stderr.write(`fanout: watchdog: over ${opt.budget} ms, killing the children\n`)
-    killAll()
-    process.exit(2)
-  }, opt.budget)
-  watchdog.unref()
-
-  const spawnChild = (file, cpu, nodeArgs = []) => {
-    const script = fileURLToPath(new URL(file, import.meta.url))
-    const args = ['--expose-gc', ...nodeArgs, script]
-    const spawnOptions = {
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      env: { ...process.env, BENCH_MAX_LIFETIME_MS: String(opt.budget + 10_000) }
-    }
-    const command = [
-      ...(priority.ok ? ['nice', '-n', String(opt.priority)] : []),
-      ...(pinning.ok ? ['taskset', '-c', String(cpu)] : []),
-      process.execPath, ...args
-    ]
-    const child = spawn(command[0], command.slice(1), spawnOptions)
-    children.add(child)
-    return child
-  }
-
-  const stopChild = async (child, request) => {
-    if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return
-    const exited = new Promise((resolve) => child.once('exit', resolve))
-    await request('stop', {}, 3000).catch(() => {})
-    const timer = setTimeout(() => child.kill('SIGKILL'), 2000)
-    await exited
-    clearTimeout(timer)
-  }
+  const children = childGroup({ pinning, priority, priorityValue: opt.priority, budgetMs: opt.budget, name: 'fanout' })
+  const spawnChild = (file, cpu, nodeArgs = []) => children.spawnChild(file, cpu, nodeArgs)
+  const stopChild = children.stopChild
 
   const started = Date.now()
   const source = gitState()
   const serverChild = spawnChild('./fanout-server.js', 0, opt.profServer === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${opt.profServer}`])
-  const clientChild = spawnChild('./fanout-client.js', 1)
+  const clientChild = spawnChild('./load.js', 1)
   const server = client(serverChild, 'server')
   const load = client(clientChild, 'client')
   const runs = []
@@ -276,21 +112,13 @@ export async function main (argv) {
   try {
     const ports = await server('start', { payloadBytes: opt.payload }, 15_000)
     machine = {
-      node: process.version,
-      platform: `${os.platform()} ${os.release()} ${os.arch()}`,
-      cpu: os.cpus()[0]?.model ?? '?',
-      cpus: os.availableParallelism(),
-      memoryMB: Math.round(os.totalmem() / 2 ** 20),
-      pinning: pinning.ok,
-      pinningNote: pinning.why,
-      priority: priority.ok ? opt.priority : 0,
-      priorityNote: priority.why,
+      ...machineInfo({ pinning, priority, priorityValue: opt.priority }),
       serverNice: niceOf(serverChild.pid),
       clientNice: niceOf(clientChild.pid),
       serverCpus: cpusAllowed(serverChild.pid),
       clientCpus: cpusAllowed(clientChild.pid),
-      ws: JSON.parse(readFileSync(new URL('../node_modules/ws/package.json', import.meta.url))).version,
-      fastify: JSON.parse(readFileSync(new URL('../node_modules/fastify/package.json', import.meta.url))).version,
+      ws: versionOf('ws'),
+      fastify: versionOf('fastify'),
       source
     }
 
@@ -377,11 +205,8 @@ export async function main (argv) {
       }
     }
   } finally {
-    await Promise.all([stopChild(serverChild, server), stopChild(clientChild, load)])
-    clearTimeout(watchdog)
-    process.removeListener('exit', killAll)
-    process.removeListener('SIGINT', onSignal)
-    process.removeListener('SIGTERM', onSignal)
+    await Promise.all([stopChild(serverChild, server, opt.profServer === undefined ? 3000 : 20_000), stopChild(clientChild, load)])
+    children.close()
   }
 
   const summary = opt.variants.map((variant) => {

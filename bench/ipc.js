@@ -1,4 +1,4 @@
-// A tiny request/response layer over the Node IPC channel between the bench and its two children.
+// A tiny request/response layer over the Node IPC channel between a bench orchestrator and its children.
 
 /** Monotonic time in ns (CLOCK_MONOTONIC, the same clock in every process of the machine). */
 export const now = () => process.hrtime.bigint()
@@ -49,7 +49,7 @@ export function client (child, name) {
  * (IPC disconnect) and, whatever happens, after `maxLifetimeMs`.
  */
 export function serve (handlers, maxLifetimeMs) {
-  if (typeof process.send !== 'function') throw new Error('run this file through bench/fanout.js')
+  if (typeof process.send !== 'function') throw new Error('this is a child process of a benchmark: run bench/run.js (npm run bench) or bench/fanout.js')
   process.on('message', async ({ id, cmd, args }) => {
     try {
       const handler = handlers[cmd]

@@ -1,5 +1,7 @@
-// `npm run bench [-- args]`: the benchmarks of this package (for now, bench/fanout.js), argv forwarded.
-import { main } from './fanout.js'
+// `npm run bench [-- options]`: the benchmark suite of issue 5 (bench/suite.js; options listed there),
+// then bench/cross-node.js when it exists. `npm run bench -- --quick` is a smoke run of a few seconds
+// per scenario. Room fan-out framed once vs per member, in more detail: `node bench/fanout.js`.
+import { main } from './suite.js'
 
 try {
   process.exitCode = await main(process.argv.slice(2))
