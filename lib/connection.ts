@@ -593,13 +593,14 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
     this.#closeCode = code
     this.#closeReason = reason
     if (wasAccepted) this.hub.registry.remove(this)
-    const disconnect = new WebSocketDisconnect(code, reason)
+    // The WebSocketDisconnect is built only for those who will see it: a pending or later receive, or
+    // the abort signal's reason. Most connections close without either.
     if (this.#inbox !== null) {
       // Closing from this side drops what was not read yet; a peer's close lets it be read first.
       if (local) this.#inbox.clear()
-      this.#inbox.end(disconnect)
+      this.#inbox.end(() => new WebSocketDisconnect(code, reason))
     }
-    this.#abort?.abort(disconnect)
+    this.#abort?.abort(new WebSocketDisconnect(code, reason))
     if (wasAccepted) {
       if (isDebug(this.request.log)) this.log.debug({ code, reason }, 'ws disconnected')
       this[kOnDisconnect](code, reason)

@@ -33,7 +33,8 @@ export class Inbox {
   #head = 0
   #bytes = 0
   #waiters: Waiter[] | null = null
-  #end: Error | null = null
+  #end: (() => Error) | null = null
+  #endError: Error | null = null
   #paused = false
   readonly #socket: Pausable
 
@@ -102,7 +103,7 @@ export class Inbox {
   next (): Promise<Message> {
     const message = this.shift()
     if (message !== undefined) return Promise.resolve(message)
-    if (this.#end !== null) return Promise.reject(this.#end)
+    if (this.#end !== null) return Promise.reject(this.#error())
     return new Promise((resolve, reject) => {
       (this.#waiters ??= []).push({ resolve, reject, iterating: false })
     })
@@ -133,17 +134,24 @@ export class Inbox {
     }
   }
 
-  /** Ends the queue: waiters and later `next()` calls (once it is empty) reject with `err`. */
-  end (err: Error): void {
+  /**
+   * Ends the queue: waiters and later `next()` calls (once it is empty) reject with the error `makeError`
+   * builds, made only if someone is there to get it.
+   */
+  end (makeError: () => Error): void {
     if (this.#end !== null) return
-    this.#end = err
+    this.#end = makeError
     const waiters = this.#waiters
     this.#waiters = null
     if (waiters !== null) {
       for (const waiter of waiters) {
         if (waiter.iterating) waiter.resolve(DONE)
-        else waiter.reject(err)
+        else waiter.reject(this.#error())
       }
     }
+  }
+
+  #error (): Error {
+    return (this.#endError ??= this.#end!())
   }
 }
