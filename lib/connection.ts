@@ -16,7 +16,7 @@ import type { Hub, RoomSender } from './hub.js'
 import { Inbox, type Message } from './inbox.js'
 import { toJson, toWire, writeOutgoing, type Outgoing } from './message.js'
 import {
-  kDeliver, kFail, kHandlerReturned, kInit, kNext, kOnDisconnect, kOnMessage, kOnSocketClose, kSocketClosed, kStartDispatch, kTrySend
+  kDeliver, kFail, kHandlerReturned, kInit, kNext, kNextResult, kOnDisconnect, kOnMessage, kOnSocketClose, kSocketClosed, kStartDispatch, kTrySend
 } from './symbols.js'
 
 export type { Message }
@@ -307,12 +307,15 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
    * connection open. A hand-written iterator rather than an async generator: one promise per message.
    */
   [Symbol.asyncIterator] (): AsyncIterableIterator<Message> {
-    const iterator: AsyncIterableIterator<Message> = {
-      next: () => this.#nextResult(),
-      return: () => Promise.resolve({ value: undefined, done: true }),
-      [Symbol.asyncIterator]: () => iterator
-    }
-    return iterator
+    return new MessageIterator(this)
+  }
+
+  /**
+   * The next message as an iterator result (the connection's async iterator).
+   * @internal
+   */
+  [kNextResult] (): Promise<IteratorResult<Message, undefined>> {
+    return this.#nextResult()
   }
 
   /**
@@ -615,6 +618,28 @@ export class Connection<RouteGeneric extends RouteGenericInterface = RouteGeneri
   /** The next message: a `string` for a text frame, a `Buffer` for a binary one. */
   receive (): Promise<Message> {
     return this[kNext]()
+  }
+}
+
+/** A connection's async iterator: one small object, its methods on the prototype. */
+class MessageIterator implements AsyncIterableIterator<Message> {
+  readonly #conn: BaseConnection
+
+  constructor (conn: BaseConnection) {
+    this.#conn = conn
+  }
+
+  next (): Promise<IteratorResult<Message, undefined>> {
+    return this.#conn[kNextResult]()
+  }
+
+  // Leaving a for-await loop early ends the iteration, not the connection.
+  return (): Promise<IteratorResult<Message, undefined>> {
+    return Promise.resolve({ value: undefined, done: true })
+  }
+
+  [Symbol.asyncIterator] (): this {
+    return this
   }
 }
 

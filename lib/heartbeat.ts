@@ -1,19 +1,20 @@
+import type { Socket } from 'node:net'
 import type { WebSocket, WebSocketServer } from 'ws'
 import { OPEN } from './constants.js'
 
-// Sockets pinged and not yet answered. A WeakSet: a socket that goes away needs no clean-up.
-const awaitingPong = new WeakSet<WebSocket>()
-
-function socketOnPong (this: WebSocket): void {
-  awaitingPong.delete(this)
-}
+// For each socket pinged, how many bytes it had read by then. A WeakMap: a socket that goes away needs
+// no clean-up.
+const readAtPing = new WeakMap<WebSocket, number>()
 
 /**
  * One timer for all connections (not one per connection): every `interval` it terminates each socket
- * that has not answered the previous ping and pings the others. A terminated socket closes with 1006,
- * so its connection leaves its rooms and the hub and `disconnect()` runs.
+ * that has read nothing since the previous ping, its pong included, and pings the others. A terminated
+ * socket closes with 1006, so its connection leaves its rooms and the hub and `disconnect()` runs.
  *
- * A socket whose reading is paused (its handler is behind) is skipped: its pong cannot be read until
+ * Liveness is read off the TCP socket's byte count rather than a `pong` listener on every socket: no
+ * per-connection listener to add at every handshake, and any traffic from the peer counts.
+ *
+ * A socket whose reading is paused (its handler is behind) is skipped: what it sent cannot be read until
  * the handler catches up, which says nothing about the peer.
  */
 export class Heartbeat {
@@ -26,7 +27,6 @@ export class Heartbeat {
    */
   constructor (server: WebSocketServer, interval: number) {
     this.#server = server
-    server.on('connection', serverOnConnection)
     this.#timer = setInterval(() => this.#tick(), interval)
     this.#timer.unref()
   }
@@ -34,7 +34,6 @@ export class Heartbeat {
   /** Stops the timer. */
   stop (): void {
     clearInterval(this.#timer)
-    this.#server.off('connection', serverOnConnection)
   }
 
   #tick (): void {
@@ -43,16 +42,13 @@ export class Heartbeat {
     if (clients === undefined) return
     for (const socket of clients) {
       if (socket.readyState !== OPEN || socket.isPaused) continue
-      if (awaitingPong.has(socket)) {
+      const read = (socket as unknown as { _socket: Socket })._socket.bytesRead
+      if (readAtPing.get(socket) === read) {
         socket.terminate()
         continue
       }
-      awaitingPong.add(socket)
+      readAtPing.set(socket, read)
       socket.ping()
     }
   }
-}
-
-function serverOnConnection (socket: WebSocket): void {
-  socket.on('pong', socketOnPong)
 }

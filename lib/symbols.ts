@@ -23,3 +23,5 @@ export const kTrySend = Symbol('fastify-ws-hub.trySend')
 export const kOnMessage = Symbol('fastify-ws-hub.onMessage')
 /** Handles the close of the connection's socket. */
 export const kOnSocketClose = Symbol('fastify-ws-hub.onSocketClose')
+/** Takes the next message from the connection's receive queue as an async iterator's result. */
+export const kNextResult = Symbol('fastify-ws-hub.nextResult')
