@@ -8,8 +8,9 @@
 // IPC: -> { ready } once every client has joined; <- { expect: n } starts a phase that waits for n
 // messages per member; -> { done, received, firstAt, lastAt, latency: { p50, p99, p999, max, mean } }
 // when they have all arrived, or when asked with <- { report }. <- { expect: n, keep: true } keeps the
-// latencies of the phase, and <- { summary } answers -> { summary: { deliveries, p50, ... } } over all
-// the kept ones (the latency phase runs in several windows, taking turns with the other side).
+// latencies of the phase, <- { summary } answers -> { summary: { deliveries, p50, ... } } over all the
+// kept ones (the latency phase runs in several windows, taking turns with the other side), and
+// <- { forget } drops them.
 import WebSocket from 'ws'
 
 const [kind, membersArg, portsArg] = process.argv.slice(2)
@@ -56,6 +57,8 @@ process.on('message', message => {
     latencies = new Float64Array(expected)
   } else if (message.report) {
     report()
+  } else if (message.forget) {
+    kept.length = 0
   } else if (message.summary) {
     const all = new Float64Array(kept.reduce((sum, samples) => sum + samples.length, 0))
     let offset = 0

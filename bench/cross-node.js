@@ -8,13 +8,15 @@
 //
 //   throughput  the publisher sends --messages messages at once; deliveries/s = members x messages /
 //               (last arrival - first send); the median of --rounds bursts
-//   latency     the publisher sends --rate messages/s for --seconds (in one-second windows); p50/p99
-//               of send -> arrival over every delivery (a rate both sustain, so that this measures
-//               latency, not queueing)
+//   latency     for each --rate (messages/s), the publisher sends at that rate for --seconds (in
+//               one-second windows); p50/p99 of send -> arrival over every delivery. The default rates
+//               are both well within what each side sustains: 100 msg/s (30k deliveries/s, light) and
+//               300 msg/s (90k deliveries/s, about half of Socket.IO's throughput here)
 //
 // Both sides run at once and take turns, so that other load on the machine weighs on both alike.
 //
-// Usage: npm run bench:cross-node -- [--messages 3000] [--rounds 3] [--rate 100] [--seconds 10] [--members 300]
+// Usage: npm run bench:cross-node -- [--messages 3000] [--rounds 3] [--rate 100,300] [--seconds 10] [--members 300]
+//        npm run bench:cross-node -- --quick   (a smoke run of about 20 s; npm run bench runs it too)
 // Needs redis-server on PATH. Writes bench/results/cross-node.json and prints a table. With
 // CROSS_NODE_PROF=<dir>, the server processes write CPU profiles there (--only hub|sio runs one side).
 import { fork, spawn } from 'node:child_process'
@@ -29,20 +31,23 @@ import { freePort, RedisServer } from '../test/redis-server.js'
 const { values: args } = parseArgs({
   options: {
     messages: { type: 'string', default: '3000' },
-    rate: { type: 'string', default: '100' },
+    rate: { type: 'string', default: '100,300' }, // messages/s of the latency phases, one phase each
     seconds: { type: 'string', default: '10' },
     members: { type: 'string', default: '300' },
     warmup: { type: 'string', default: '300' },
     rounds: { type: 'string', default: '3' },
+    // A smoke run of a few seconds (npm run bench -- --quick passes it on); its results go to a .tmp.json.
+    quick: { type: 'boolean', default: false },
     only: { type: 'string' } // hub | sio: run one side only (for profiling; no table, no results file)
   }
 })
-const MESSAGES = Number(args.messages)
-const RATE = Number(args.rate)
-const SECONDS = Number(args.seconds)
+const QUICK = args.quick
+const MESSAGES = QUICK ? 500 : Number(args.messages)
+const RATES = args.rate.split(',').map(Number)
+const SECONDS = QUICK ? 2 : Number(args.seconds)
 const MEMBERS = Number(args.members)
-const WARMUP = Number(args.warmup)
-const ROUNDS = Number(args.rounds)
+const WARMUP = QUICK ? 100 : Number(args.warmup)
+const ROUNDS = QUICK ? 1 : Number(args.rounds)
 const WINDOWS = Math.max(1, Math.round(SECONDS)) // one-second windows
 const NODES = 3
 const PAD = 'x'.repeat(64) // a message of about 110 bytes
@@ -133,7 +138,7 @@ const NAMES = { hub: 'fastify-ws-hub', sio: 'Socket.IO 4 + redis-adapter' }
 async function startSide (kind, redis) {
   const servers = await Promise.all(Array.from({ length: NODES }, () => startServer(kind, redis.url)))
   const receivers = fork(here('./cross-node-receivers.js'), [kind, String(MEMBERS), servers.map(s => s.port).join(',')], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-  const side = { kind, name: NAMES[kind], servers, receivers, pub: null, rounds: [], latency: null }
+  const side = { kind, name: NAMES[kind], servers, receivers, pub: null, rounds: [], latency: [] }
   await nextMessage(receivers, 'ready', 60_000)
   side.pub = await publisher(kind, servers[0].port)
   return side
@@ -158,16 +163,16 @@ async function throughputRound (side) {
   })
 }
 
-/** One window of the latency phase; the windows' latencies add up in the receivers. */
-async function latencyWindow (side, seconds) {
-  const report = await paced(side.receivers, side.pub, RATE, seconds)
-  side.latencyDelivered = (side.latencyDelivered ?? 0) + report.received
+/** One window of a latency phase; the windows' latencies add up in the receivers. */
+async function latencyWindow (side, rate, seconds) {
+  await paced(side.receivers, side.pub, rate, seconds)
 }
 
-async function latencySummary (side) {
+async function latencySummary (side, rate) {
   side.receivers.send({ summary: true })
   const { summary } = await nextMessage(side.receivers, 'summary', 10_000)
-  side.latency = { rate: RATE, seconds: SECONDS, windows: WINDOWS, expected: RATE * SECONDS * MEMBERS, ...roundAll(summary) }
+  side.receivers.send({ forget: true })
+  side.latency.push({ rate, seconds: SECONDS, windows: WINDOWS, expected: rate * SECONDS * MEMBERS, ...roundAll(summary) })
 }
 
 const median = list => [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)]
@@ -196,16 +201,20 @@ try {
       process.stdout.write(`round ${r + 1}: ${side.name} ${side.rounds.at(-1).deliveriesPerSecond} deliveries/s\n`)
     }
   }
-  // Latency in WINDOWS windows per side, taking turns too: a moment of other load lands on one window.
-  for (let w = 0; w < WINDOWS; w++) {
-    for (const side of w % 2 === 0 ? sides : [...sides].reverse()) {
-      await sleep(200)
-      await latencyWindow(side, SECONDS / WINDOWS)
+  // Latency at each rate in WINDOWS windows per side, taking turns too: a moment of other load lands
+  // on one window of one side, not on a whole phase.
+  for (const rate of RATES) {
+    for (let w = 0; w < WINDOWS; w++) {
+      for (const side of w % 2 === 0 ? sides : [...sides].reverse()) {
+        await sleep(200)
+        await latencyWindow(side, rate, SECONDS / WINDOWS)
+      }
     }
-  }
-  for (const side of sides) {
-    await latencySummary(side)
-    process.stdout.write(`latency: ${side.name} p50 ${side.latency.p50} ms, p99 ${side.latency.p99} ms\n`)
+    for (const side of sides) {
+      await latencySummary(side, rate)
+      const latency = side.latency.at(-1)
+      process.stdout.write(`latency at ${rate} msg/s: ${side.name} p50 ${latency.p50} ms, p99 ${latency.p99} ms\n`)
+    }
   }
 } finally {
   for (const side of sides) await stopSide(side)
@@ -235,10 +244,16 @@ const table = [
     (hub.throughput.deliveriesPerSecond / sio.throughput.deliveriesPerSecond).toFixed(2) + 'x'],
   ['  each burst', hub.throughput.rounds.map(r => r.deliveriesPerSecond).join(' '), sio.throughput.rounds.map(r => r.deliveriesPerSecond).join(' '), ''],
   ['delivered in the bursts', `${hub.throughput.delivered} / ${hub.throughput.expected}`, `${sio.throughput.delivered} / ${sio.throughput.expected}`, ''],
-  [`p50 latency, ms (${RATE} msg/s for ${SECONDS} s)`, hub.latency.p50, sio.latency.p50, lower(hub.latency.p50, sio.latency.p50)],
-  [`p99 latency, ms (${RATE} msg/s for ${SECONDS} s)`, hub.latency.p99, sio.latency.p99, lower(hub.latency.p99, sio.latency.p99)],
-  ['max latency, ms', hub.latency.max, sio.latency.max, ''],
-  ['delivered at that rate', `${hub.latency.deliveries} / ${hub.latency.expected}`, `${sio.latency.deliveries} / ${sio.latency.expected}`, '']
+  ...RATES.flatMap((rate, i) => {
+    const [ours, theirs] = [hub.latency[i], sio.latency[i]]
+    const what = `(${rate} msg/s = ${rate * MEMBERS / 1000}k deliveries/s, ${SECONDS} s)`
+    return [
+      [`p50 latency, ms ${what}`, ours.p50, theirs.p50, lower(ours.p50, theirs.p50)],
+      [`p99 latency, ms ${what}`, ours.p99, theirs.p99, lower(ours.p99, theirs.p99)],
+      ['  max latency, ms', ours.max, theirs.max, ''],
+      ['  delivered', `${ours.deliveries} / ${ours.expected}`, `${theirs.deliveries} / ${theirs.expected}`, '']
+    ]
+  })
 ]
 const widths = table[0].map((_, column) => Math.max(...table.map(row => String(row[column]).length)))
 console.log()
@@ -250,16 +265,17 @@ const output = {
   date: new Date().toISOString(),
   machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, platform: process.platform },
   redis: (await import('node:child_process')).execFileSync('redis-server', ['--version']).toString().trim(),
-  command: `npm run bench:cross-node -- --messages ${MESSAGES} --rounds ${ROUNDS} --rate ${RATE} --seconds ${SECONDS} --members ${MEMBERS}`,
+  command: QUICK ? 'npm run bench:cross-node -- --quick' : `npm run bench:cross-node -- --messages ${MESSAGES} --rounds ${ROUNDS} --rate ${RATES.join(',')} --seconds ${SECONDS} --members ${MEMBERS}`,
   // 1, 5 and 15 min load averages before and after: figures from a machine busy with other work vary.
   loadAverageBefore: loadBefore,
   loadAverageAfter: os.loadavg().map(value => round(value)),
   results,
   ratio: {
     deliveriesPerSecond: round(hub.throughput.deliveriesPerSecond / sio.throughput.deliveriesPerSecond),
-    p99: round(sio.latency.p99 / hub.latency.p99)
+    p99: Object.fromEntries(RATES.map((rate, i) => [`${rate} msg/s`, round(sio.latency[i].p99 / hub.latency[i].p99)]))
   }
 }
+const file = QUICK ? 'results/cross-node.quick.tmp.json' : 'results/cross-node.json'
 mkdirSync(here('./results'), { recursive: true })
-writeFileSync(here('./results/cross-node.json'), JSON.stringify(output, null, 2) + '\n')
-console.log('\nwritten to bench/results/cross-node.json')
+writeFileSync(here(`./${file}`), JSON.stringify(output, null, 2) + '\n')
+console.log(`\nwritten to bench/${file}`)

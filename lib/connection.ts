@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger, FastifyRequest, RouteGenericInterface } from 'fastify'
 import type { WebSocket } from 'ws'
 import { OPEN } from './constants.js'
+import { corkForTick } from './cork.js'
 import {
   CloseCode,
   WebSocketDisconnect,
@@ -14,7 +15,9 @@ import {
 import type { Hub, RoomSender } from './hub.js'
 import { Inbox, type Message } from './inbox.js'
 import { toJson, toWire, writeOutgoing, type Outgoing } from './message.js'
-import { kDeliver, kFail, kHandlerReturned, kInit, kNext, kOnDisconnect, kSocketClosed, kStartDispatch } from './symbols.js'
+import {
+  kDeliver, kFail, kHandlerReturned, kInit, kNext, kNextResult, kOnDisconnect, kOnMessage, kOnSocketClose, kSocketClosed, kStartDispatch, kTrySend
+} from './symbols.js'
 
 export type { Message }
 
@@ -88,6 +91,10 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
   #socketClosed: Promise<void> | null = null
   #resolveSocketClosed: (() => void) | null = null
   #dispatch: ((message: Message) => unknown) | null = null
+  #windowStart = 0
+  #windowCount = 0
+  #afterRun: (() => void) | null = null
+  #afterRunFailed: ((err: unknown) => void) | null = null
 
   constructor () {
     const init = pendingInit
@@ -102,9 +109,21 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
 
   /** @internal */
   [kInit] (): void {
-    const socket = this.socket
-    socket.on('message', (data: Buffer, isBinary: boolean) => this.#onMessage(data, isBinary))
-    socket.on('close', (code: number, reason: Buffer) => this.#onSocketClose(code, reason))
+    // Shared listeners that find the connection on the socket: no closures per connection.
+    const socket = this.socket as OwnedSocket
+    socket[kConnection] = this
+    socket.on('message', socketOnMessage)
+    socket.on('close', socketOnClose)
+  }
+
+  /** @internal */
+  [kOnMessage] (data: Buffer, isBinary: boolean): void {
+    this.#onMessage(data, isBinary)
+  }
+
+  /** @internal */
+  [kOnSocketClose] (code: number, reason: Buffer): void {
+    this.#onSocketClose(code, reason)
   }
 
   /** The route parameters (`request.params`). */
@@ -185,6 +204,7 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
     if (this.#state === PENDING) {
       this.#state = ACCEPTED
       this.hub.registry.add(this)
+      if (isDebug(this.request.log)) this.log.debug({ path: this.path }, 'ws connected')
     } else if (this.#state === CLOSED) {
       return Promise.reject(new WSHUB_ERR_CONNECTION_CLOSED(this.id))
     }
@@ -236,6 +256,34 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
     return this.#write(text, false)
   }
 
+  /** Bytes written to this connection that the peer has not taken yet (the socket's `bufferedAmount`). */
+  get bufferedAmount (): number {
+    return this.socket.bufferedAmount
+  }
+
+  /**
+   * Resolves when the socket can take more data without buffering past its high-water mark (at once when
+   * it can now); rejects with `WSHUB_ERR_CONNECTION_CLOSED` if the connection closes first. A handler that
+   * streams to one client awaits it between writes instead of piling up memory.
+   */
+  drain (): Promise<void> {
+    if (this.#state === CLOSED) return Promise.reject(new WSHUB_ERR_CONNECTION_CLOSED(this.id))
+    const raw = (this.socket as unknown as { _socket: import('node:net').Socket })._socket
+    if (!raw.writableNeedDrain) return RESOLVED
+    return new Promise((resolve, reject) => {
+      const onDrain = (): void => {
+        this.socket.off('close', onClose)
+        resolve()
+      }
+      const onClose = (): void => {
+        raw.off('drain', onDrain)
+        reject(new WSHUB_ERR_CONNECTION_CLOSED(this.id))
+      }
+      raw.once('drain', onDrain)
+      this.socket.once('close', onClose)
+    })
+  }
+
   /** The next message as text; a binary frame rejects with `WSHUB_ERR_UNEXPECTED_FRAME` (and is consumed). */
   receiveText (): Promise<string> {
     return this.#next().then(expectText)
@@ -254,19 +302,20 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
     return this.#next().then(parseJson<T>)
   }
 
-  /** Yields messages until the peer closes, then ends quietly. */
-  async * [Symbol.asyncIterator] (): AsyncGenerator<Message, void, undefined> {
-    while (true) {
-      let message: Message
-      try {
-        message = await this.#next()
-      } catch (err) {
-        if (err instanceof WebSocketDisconnect) return
-        /* c8 ignore next 2 -- the inbox only ever rejects with a WebSocketDisconnect */
-        throw err
-      }
-      yield message
-    }
+  /**
+   * Yields messages until the peer closes, then ends quietly. Leaving the loop early (`break`) leaves the
+   * connection open. A hand-written iterator rather than an async generator: one promise per message.
+   */
+  [Symbol.asyncIterator] (): AsyncIterableIterator<Message> {
+    return new MessageIterator(this)
+  }
+
+  /**
+   * The next message as an iterator result (the connection's async iterator).
+   * @internal
+   */
+  [kNextResult] (): Promise<IteratorResult<Message, undefined>> {
+    return this.#nextResult()
   }
 
   /**
@@ -315,11 +364,25 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
    */
   [kDeliver] (message: Outgoing): boolean {
     if (this.#state !== ACCEPTED || this.socket.readyState !== OPEN) return false
+    if (this.socket.bufferedAmount > this.hub.settings.backpressure.limit) return this.#overLimit()
+    corkForTick(this.socket)
     writeOutgoing(this.socket, message)
     const counters = this.hub.counters
     counters.messagesOut++
     counters.bytesOut += message.payload.length
     return true
+  }
+
+  /**
+   * Sends and says whether the message was written: false for a connection that is not open or a message
+   * dropped for backpressure (`app.ws.send(id)`).
+   * @throws WSHUB_ERR_INVALID_PAYLOAD for a value JSON cannot represent
+   * @internal
+   */
+  [kTrySend] (data: unknown): boolean {
+    const wire = toWire(data)
+    if (this.#state !== ACCEPTED || this.socket.readyState !== OPEN) return false
+    return this.#tryWrite(wire, typeof wire !== 'string')
   }
 
   /**
@@ -386,13 +449,37 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
   }
 
   #write (wire: string | Buffer, binary: boolean): Promise<void> {
+    if (this.socket.readyState !== OPEN) return Promise.reject(new WSHUB_ERR_CONNECTION_CLOSED(this.id))
+    this.#tryWrite(wire, binary)
+    // Closed just now for backpressure ('close'): the message did not go out. Dropped ('drop'): resolve,
+    // as delivery is at most once; drain() is how a sender waits instead.
+    return this.#state === CLOSED ? Promise.reject(new WSHUB_ERR_CONNECTION_CLOSED(this.id)) : RESOLVED
+  }
+
+  // Writes unless the socket is over the backpressure limit; returns whether it wrote.
+  #tryWrite (wire: string | Buffer, binary: boolean): boolean {
     const socket = this.socket
-    if (socket.readyState !== OPEN) return Promise.reject(new WSHUB_ERR_CONNECTION_CLOSED(this.id))
+    if (socket.bufferedAmount > this.hub.settings.backpressure.limit) return this.#overLimit()
+    corkForTick(socket)
     socket.send(wire, binary ? BINARY : TEXT)
     const counters = this.hub.counters
     counters.messagesOut++
     counters.bytesOut += typeof wire === 'string' ? Buffer.byteLength(wire) : wire.length
-    return RESOLVED
+    return true
+  }
+
+  // The socket's peer reads slower than we write: drop the message, or close with 1013 (the connection
+  // leaves its rooms at once, so the rest of a room keeps receiving at full speed).
+  #overLimit (): false {
+    const counters = this.hub.counters
+    if (this.hub.settings.backpressure.action === 'drop') {
+      counters.dropped++
+    } else {
+      counters.closedForBackpressure++
+      this.log.warn({ bufferedAmount: this.socket.bufferedAmount }, 'ws connection closed: backpressure limit reached')
+      this.close(CloseCode.TRY_AGAIN_LATER, 'Backpressure limit reached') // a valid code: resolves, never rejects
+    }
+    return false
   }
 
   /**
@@ -412,11 +499,17 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
     return this.#inbox.next()
   }
 
+  #nextResult (): Promise<IteratorResult<Message, undefined>> {
+    this.#everRead = true
+    if (this.#inbox === null) {
+      if (this.#state === CLOSED) return Promise.resolve({ value: undefined, done: true })
+      this.#inbox = this.#newInbox()
+    }
+    return this.#inbox.nextResult()
+  }
+
   #newInbox (): Inbox {
-    return new Inbox(paused => {
-      if (paused) this.socket.pause()
-      else this.socket.resume()
-    })
+    return new Inbox(this.socket)
   }
 
   #onMessage (data: Buffer, isBinary: boolean): void {
@@ -424,6 +517,7 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
     counters.messagesIn++
     counters.bytesIn += data.length
     if (this.#state === CLOSED) return
+    if (this.hub.settings.rateLimit !== false && this.#overRateLimit()) return
     const message: Message = isBinary ? data : data.toString()
     if (this.#mode === DISPATCH) {
       if (!this.#busy && (this.#inbox === null || this.#inbox.length === 0)) {
@@ -434,6 +528,23 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
       return
     }
     (this.#inbox ??= this.#newInbox()).push(message)
+  }
+
+  // A fixed window per connection: at most `max` messages per `windowMs`; past it drop, or close with 1008.
+  #overRateLimit (): boolean {
+    const { max, windowMs, action } = this.hub.settings.rateLimit as { max: number, windowMs: number, action: string }
+    const now = Date.now()
+    if (now - this.#windowStart >= windowMs) {
+      this.#windowStart = now
+      this.#windowCount = 0
+    }
+    if (++this.#windowCount <= max) return false
+    this.hub.counters.rateLimited++
+    if (action === 'close') {
+      this.log.warn({ max, windowMs }, 'ws connection closed: rate limit exceeded')
+      this.close(CloseCode.POLICY_VIOLATION, 'Rate limit exceeded') // a valid code: resolves, never rejects
+    }
+    return true
   }
 
   // Hands one message to the class handler; while its promise is pending, later messages queue.
@@ -447,18 +558,17 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
     }
     if (result !== null && typeof result === 'object' && typeof (result as Promise<void>).then === 'function') {
       this.#busy = true
+      // Made on first use: only class handlers whose receive() returns a promise need them.
+      this.#afterRun ??= () => {
+        this.#busy = false
+        this.#drain()
+      }
+      this.#afterRunFailed ??= (err: unknown) => {
+        this.#busy = false
+        this[kFail](err)
+      }
       ;(result as Promise<void>).then(this.#afterRun, this.#afterRunFailed)
     }
-  }
-
-  #afterRun = (): void => {
-    this.#busy = false
-    this.#drain()
-  }
-
-  #afterRunFailed = (err: unknown): void => {
-    this.#busy = false
-    this[kFail](err)
   }
 
   #drain (): void {
@@ -486,14 +596,18 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
     this.#closeCode = code
     this.#closeReason = reason
     if (wasAccepted) this.hub.registry.remove(this)
-    const disconnect = new WebSocketDisconnect(code, reason)
+    // The WebSocketDisconnect is built only for those who will see it: a pending or later receive, or
+    // the abort signal's reason. Most connections close without either.
     if (this.#inbox !== null) {
       // Closing from this side drops what was not read yet; a peer's close lets it be read first.
       if (local) this.#inbox.clear()
-      this.#inbox.end(disconnect)
+      this.#inbox.end(() => new WebSocketDisconnect(code, reason))
     }
-    this.#abort?.abort(disconnect)
-    if (wasAccepted) this[kOnDisconnect](code, reason)
+    this.#abort?.abort(new WebSocketDisconnect(code, reason))
+    if (wasAccepted) {
+      if (isDebug(this.request.log)) this.log.debug({ code, reason }, 'ws disconnected')
+      this[kOnDisconnect](code, reason)
+    }
   }
 }
 
@@ -505,6 +619,46 @@ export class Connection<RouteGeneric extends RouteGenericInterface = RouteGeneri
   receive (): Promise<Message> {
     return this[kNext]()
   }
+}
+
+/** A connection's async iterator: one small object, its methods on the prototype. */
+class MessageIterator implements AsyncIterableIterator<Message> {
+  readonly #conn: BaseConnection
+
+  constructor (conn: BaseConnection) {
+    this.#conn = conn
+  }
+
+  next (): Promise<IteratorResult<Message, undefined>> {
+    return this.#conn[kNextResult]()
+  }
+
+  // Leaving a for-await loop early ends the iteration, not the connection.
+  return (): Promise<IteratorResult<Message, undefined>> {
+    return Promise.resolve({ value: undefined, done: true })
+  }
+
+  [Symbol.asyncIterator] (): this {
+    return this
+  }
+}
+
+// The socket listeners, shared by all connections (the connection is a property of its socket).
+const kConnection = Symbol('fastify-ws-hub.connection')
+
+type OwnedSocket = WebSocket & { [kConnection]: BaseConnection }
+
+function socketOnMessage (this: WebSocket, data: Buffer, isBinary: boolean): void {
+  (this as OwnedSocket)[kConnection][kOnMessage](data, isBinary)
+}
+
+function socketOnClose (this: WebSocket, code: number, reason: Buffer): void {
+  (this as OwnedSocket)[kConnection][kOnSocketClose](code, reason)
+}
+
+// Whether a logger writes debug lines; checked before building a child logger for them.
+function isDebug (log: FastifyBaseLogger): boolean {
+  return (log as { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled?.('debug') ?? false
 }
 
 function expectText (message: Message): string {

@@ -25,5 +25,9 @@ export const DEFAULTS = Object.freeze({
   backpressureAction: 'close',
   keyPrefix: 'wshub:',
   nodeTtl: 15_000,
-  requestTimeout: 5_000
+  requestTimeout: 5_000,
+  rateLimitWindow: 1_000
 } as const)
+
+/** How many connections `app.close()` closes before it yields to the event loop. */
+export const CLOSE_BATCH = 256

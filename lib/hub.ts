@@ -1,15 +1,15 @@
 import { randomBytes } from 'node:crypto'
-import type { Duplex } from 'node:stream'
 import type { FastifyBaseLogger } from 'fastify'
 import type { WebSocket, WebSocketServer } from 'ws'
 import type { Broker, Envelope, Presence, RequestEnvelope } from './broker/broker.js'
 import { Cluster, ownerOf, type RequestFields } from './cluster.js'
 import { isValidCloseCode, type BaseConnection } from './connection.js'
-import { DEFAULTS, MAX_ROOM_LENGTH, OPEN } from './constants.js'
+import { CLOSE_BATCH, DEFAULTS, MAX_ROOM_LENGTH, OPEN } from './constants.js'
 import { CloseCode, WSHUB_ERR_BROKER_CLOSED, WSHUB_ERR_INVALID_PAYLOAD, WSHUB_ERR_INVALID_ROOM } from './errors.js'
 import { serialize, type Outgoing } from './message.js'
+import type { ResolvedOptions } from './options.js'
 import { RoomRegistry } from './rooms.js'
-import { kDeliver, kSocketClosed } from './symbols.js'
+import { kDeliver, kSocketClosed, kTrySend } from './symbols.js'
 
 /** The cumulative figures of `stats()`. */
 export interface HubCounters {
@@ -17,8 +17,26 @@ export interface HubCounters {
   messagesOut: number
   bytesIn: number
   bytesOut: number
+  /** Outgoing messages skipped for a connection over the backpressure limit (`action: 'drop'`). */
   dropped: number
+  /** Connections closed with 1013 for going over the backpressure limit (`action: 'close'`). */
   closedForBackpressure: number
+  /** Incoming messages over the rate limit (dropped, or the one that closed the connection). */
+  rateLimited: number
+}
+
+/** The per-connection limits a hub applies and how it reaches other nodes (from the registration options). */
+export interface HubSettings {
+  backpressure: ResolvedOptions['backpressure']
+  rateLimit: ResolvedOptions['rateLimit']
+  /** Ms a call about a connection of another node waits for its reply. Default 5 000. */
+  requestTimeout: number
+}
+
+const DEFAULT_SETTINGS: HubSettings = {
+  backpressure: { limit: DEFAULTS.backpressureLimit, action: DEFAULTS.backpressureAction },
+  rateLimit: false,
+  requestTimeout: DEFAULTS.requestTimeout
 }
 
 /** This node's figures: `connections` and `rooms` are current counts, the rest cumulative. */
@@ -30,15 +48,26 @@ export interface HubStats extends HubCounters {
 /** The broker channel every node listens on for room broadcasts and `sendAll`. */
 export const BROADCAST_CHANNEL = 'broadcast'
 
-/** How a hub reaches other nodes. */
-export interface HubOptions {
-  /** Ms a call about a connection of another node waits for its reply. Default 5 000. */
-  requestTimeout?: number
-}
-
 const RESOLVED = Promise.resolve()
 /** What `sendAll` addresses: every connection rather than the members of some rooms. */
 const ALL = Symbol('fastify-ws-hub.all')
+
+// Random bytes for connection ids, drawn from the system in blocks rather than one call per connection.
+const ID_BYTES = 9
+const POOL_IDS = 512
+let idPool = Buffer.alloc(0)
+let idOffset = 0
+
+/** 72 random bits, base64url (12 characters). */
+function randomId (): string {
+  if (idOffset === idPool.length) {
+    idPool = randomBytes(ID_BYTES * POOL_IDS)
+    idOffset = 0
+  }
+  const id = idPool.toString('base64url', idOffset, idOffset + ID_BYTES)
+  idOffset += ID_BYTES
+  return id
+}
 
 /**
  * Checks a room name: a non-empty string of at most 256 characters.
@@ -80,7 +109,8 @@ export class RoomSender {
 
   /** Leaves out one connection id or several (unknown ids are fine). Returns this sender. */
   except (ids: string | readonly string[]): this {
-    const list = typeof ids === 'string' ? [ids] : [...ids]
+    // Anything but a string can be no connection's id, so it leaves nobody out (as an unknown id does).
+    const list = typeof ids === 'string' ? [ids] : Array.isArray(ids) ? ids.filter(id => typeof id === 'string') : []
     this.#except = this.#except === null ? list : this.#except.concat(list)
     return this
   }
@@ -123,25 +153,27 @@ export class Hub {
   readonly registry = new RoomRegistry<BaseConnection>()
   /** @internal */
   readonly counters: HubCounters = {
-    messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0, dropped: 0, closedForBackpressure: 0
+    messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0, dropped: 0, closedForBackpressure: 0, rateLimited: 0
   }
+
+  /** @internal */
+  readonly settings: HubSettings
 
   readonly #broker: Broker
   readonly #presence: Presence | null
   readonly #cluster: Cluster
   readonly #log: FastifyBaseLogger
   readonly #disconnecting = new Set<Promise<void>>()
-  #corked: Duplex[] = []
   #closed = false
 
   /** @internal */
-  constructor (broker: Broker, log: FastifyBaseLogger, options: HubOptions = {}) {
+  constructor (broker: Broker, log: FastifyBaseLogger, settings: Partial<HubSettings> = {}) {
     this.#broker = broker
     this.#presence = broker.presence ?? null
     this.#log = log
+    this.settings = { ...DEFAULT_SETTINGS, ...settings }
     this.nodeId = randomBytes(6).toString('base64url')
-    const timeout = options.requestTimeout ?? DEFAULTS.requestTimeout
-    this.#cluster = new Cluster(this.nodeId, broker, log, timeout, request => this.#perform(request))
+    this.#cluster = new Cluster(this.nodeId, broker, log, this.settings.requestTimeout, request => this.#perform(request))
   }
 
   /**
@@ -165,7 +197,7 @@ export class Hub {
    * @internal
    */
   newId (): string {
-    return `${this.nodeId}.${randomBytes(9).toString('base64url')}`
+    return `${this.nodeId}.${randomId()}`
   }
 
   /** Connections on this node. */
@@ -206,10 +238,11 @@ export class Hub {
       }
       return this.#cluster.request(node, { op: 'send', target: id, binary: message.binary, payload: message.payload })
     }
-    return conn.send(data).then(() => true, (err: Error & { code?: string }) => {
-      if (err.code === 'WSHUB_ERR_CONNECTION_CLOSED') return false
-      throw err
-    })
+    try {
+      return Promise.resolve(conn[kTrySend](data))
+    } catch (err) {
+      return Promise.reject(err)
+    }
   }
 
   /**
@@ -286,7 +319,10 @@ export class Hub {
     return Promise.resolve([...this.registry.rooms.keys()])
   }
 
-  /** This node's figures, synchronously. */
+  /**
+   * This node's figures, synchronously: `connections` and `rooms` are current counts, the rest
+   * cumulative (`messagesOut` counts one per recipient).
+   */
   stats (): HubStats {
     return {
       connections: this.registry.connections.size,
@@ -348,7 +384,7 @@ export class Hub {
   }
 
   /**
-   * Closes every connection with 1001 and waits, at most `timeout` ms, for the close handshakes and
+   * Closes every connection with 1001 (in batches) and waits, at most `timeout` ms, for the close handshakes and
    * for `disconnect()` handlers; sockets still open then are terminated. Sockets of the WebSocket server
    * that have no hub connection (a class handler still in `connect()`, a plain `@fastify/websocket` route)
    * are closed the same way.
@@ -358,9 +394,12 @@ export class Hub {
     // The hub stays usable until stop(): handlers ending on this close may still tell their rooms.
     const reason = 'Server shutting down'
     const closing: Promise<void>[] = []
+    let batch = 0
     for (const conn of [...this.registry.connections.values()]) {
       conn.close(CloseCode.GOING_AWAY, reason) // a valid code: resolves, never rejects
       closing.push(conn[kSocketClosed]())
+      // Close in batches, so that a node with many connections keeps serving its event loop meanwhile.
+      if (++batch % CLOSE_BATCH === 0) await new Promise(resolve => setImmediate(resolve))
     }
     // Without ws's clientTracking there is no list of sockets: only hub connections are closed then.
     const sockets: WebSocket[] = server?.clients === undefined ? [] : [...server.clients]
@@ -458,33 +497,11 @@ export class Hub {
     this.#deliver(message, envelope.type === 'all' ? null : envelope.rooms ?? [], envelope.except ?? null)
   }
 
-  /**
-   * Writes a room message to one member. Under load many room messages reach the same sockets within
-   * one turn of the event loop (a burst from a client, a batch of envelopes from one Redis read): the
-   * member's TCP socket is corked at its first message of the turn and uncorked once, after the I/O
-   * callbacks of the turn, so that they leave in one write instead of one system call each. A lone
-   * message leaves in the same turn, a few microseconds later.
-   */
-  #write (conn: BaseConnection, message: Outgoing): void {
-    const raw = (conn.socket as unknown as { _socket?: Duplex | null } | undefined)?._socket
-    if (raw != null && raw.writableCorked === 0) {
-      raw.cork()
-      if (this.#corked.push(raw) === 1) setImmediate(this.#uncork)
-    }
-    conn[kDeliver](message)
-  }
-
-  #uncork = (): void => {
-    const corked = this.#corked
-    this.#corked = []
-    for (const raw of corked) raw.uncork()
-  }
-
   #deliver (message: Outgoing, rooms: string[] | null, except: string[] | null): void {
     const skip = except === null ? null : new Set(except)
     if (rooms === null) {
       for (const conn of this.registry.connections.values()) {
-        if (skip === null || !skip.has(conn.id)) this.#write(conn, message)
+        if (skip === null || !skip.has(conn.id)) conn[kDeliver](message)
       }
       return
     }
@@ -492,7 +509,7 @@ export class Hub {
       const members = this.registry.rooms.get(rooms[0]!)
       if (members === undefined) return
       for (const conn of members) {
-        if (skip === null || !skip.has(conn.id)) this.#write(conn, message)
+        if (skip === null || !skip.has(conn.id)) conn[kDeliver](message)
       }
       return
     }
@@ -503,7 +520,7 @@ export class Hub {
       for (const conn of members) {
         if (seen.has(conn)) continue
         seen.add(conn)
-        if (skip === null || !skip.has(conn.id)) this.#write(conn, message)
+        if (skip === null || !skip.has(conn.id)) conn[kDeliver](message)
       }
     }
   }

@@ -4,8 +4,19 @@ import { INBOX_HIGH_WATER_BYTES, INBOX_HIGH_WATER_MESSAGES } from './constants.j
 export type Message = string | Buffer
 
 interface Waiter {
-  resolve: (message: Message) => void
+  resolve: (value: any) => void
   reject: (err: Error) => void
+  /** An iterator's `next()`: settles with an IteratorResult and never rejects. */
+  iterating: boolean
+}
+
+/** The iterator result once the queue has ended. */
+const DONE: IteratorReturnResult<undefined> = Object.freeze({ value: undefined, done: true })
+
+/** What the queue pauses when it is full: reading from a socket. */
+export interface Pausable {
+  pause (): void
+  resume (): void
 }
 
 function sizeOf (message: Message): number {
@@ -14,23 +25,24 @@ function sizeOf (message: Message): number {
 
 /**
  * A connection's bounded receive queue. Messages wait here until a `receive*()` call, an iterator
- * or a class handler's dispatcher takes them. When the queue passes its high-water mark it asks the
- * owner to pause the socket (`onPressure(true)`), and to resume it once it has drained below half.
+ * or a class handler's dispatcher takes them. When the queue passes its high-water mark it pauses the
+ * socket, and resumes it once it has drained below half.
  */
 export class Inbox {
   #items: Message[] = []
   #head = 0
   #bytes = 0
   #waiters: Waiter[] | null = null
-  #end: Error | null = null
+  #end: (() => Error) | null = null
+  #endError: Error | null = null
   #paused = false
-  readonly #onPressure: (paused: boolean) => void
+  readonly #socket: Pausable
 
   /**
-   * @param onPressure - called with `true` to pause reading from the socket, `false` to resume
+   * @param socket - what to pause when the queue is full (a ws WebSocket)
    */
-  constructor (onPressure: (paused: boolean) => void) {
-    this.#onPressure = onPressure
+  constructor (socket: Pausable) {
+    this.#socket = socket
   }
 
   /** Messages waiting. */
@@ -52,14 +64,15 @@ export class Inbox {
   push (message: Message): void {
     if (this.#end !== null) return
     if (this.#waiters !== null && this.#waiters.length > 0) {
-      this.#waiters.shift()!.resolve(message)
+      const waiter = this.#waiters.shift()!
+      waiter.resolve(waiter.iterating ? { value: message, done: false } : message)
       return
     }
     this.#items.push(message)
     this.#bytes += sizeOf(message)
     if (!this.#paused && (this.length >= INBOX_HIGH_WATER_MESSAGES || this.#bytes >= INBOX_HIGH_WATER_BYTES)) {
       this.#paused = true
-      this.#onPressure(true)
+      this.#socket.pause()
     }
   }
 
@@ -78,7 +91,7 @@ export class Inbox {
     this.#bytes -= sizeOf(message)
     if (this.#paused && this.length * 2 < INBOX_HIGH_WATER_MESSAGES && this.#bytes * 2 < INBOX_HIGH_WATER_BYTES) {
       this.#paused = false
-      this.#onPressure(false)
+      this.#socket.resume()
     }
     return message
   }
@@ -90,9 +103,23 @@ export class Inbox {
   next (): Promise<Message> {
     const message = this.shift()
     if (message !== undefined) return Promise.resolve(message)
-    if (this.#end !== null) return Promise.reject(this.#end)
+    if (this.#end !== null) return Promise.reject(this.#error())
     return new Promise((resolve, reject) => {
-      (this.#waiters ??= []).push({ resolve, reject })
+      (this.#waiters ??= []).push({ resolve, reject, iterating: false })
+    })
+  }
+
+  /**
+   * The next message as an async iterator's result: `{ value, done: false }`, or `{ done: true }` once the
+   * queue has ended and is empty. Never rejects. Lets a connection be iterated without an async
+   * generator's extra promises per message.
+   */
+  nextResult (): Promise<IteratorResult<Message, undefined>> {
+    const message = this.shift()
+    if (message !== undefined) return Promise.resolve({ value: message, done: false })
+    if (this.#end !== null) return Promise.resolve(DONE)
+    return new Promise((resolve, reject) => {
+      (this.#waiters ??= []).push({ resolve, reject, iterating: true })
     })
   }
 
@@ -103,16 +130,28 @@ export class Inbox {
     this.#bytes = 0
     if (this.#paused) {
       this.#paused = false
-      this.#onPressure(false)
+      this.#socket.resume()
     }
   }
 
-  /** Ends the queue: waiters and later `next()` calls (once it is empty) reject with `err`. */
-  end (err: Error): void {
+  /**
+   * Ends the queue: waiters and later `next()` calls (once it is empty) reject with the error `makeError`
+   * builds, made only if someone is there to get it.
+   */
+  end (makeError: () => Error): void {
     if (this.#end !== null) return
-    this.#end = err
+    this.#end = makeError
     const waiters = this.#waiters
     this.#waiters = null
-    if (waiters !== null) for (const waiter of waiters) waiter.reject(err)
+    if (waiters !== null) {
+      for (const waiter of waiters) {
+        if (waiter.iterating) waiter.resolve(DONE)
+        else waiter.reject(this.#error())
+      }
+    }
+  }
+
+  #error (): Error {
+    return (this.#endError ??= this.#end!())
   }
 }

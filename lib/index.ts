@@ -1,10 +1,12 @@
 import fastifyWebsocket from '@fastify/websocket'
-import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Broker } from './broker/broker.js'
 import { MemoryBroker } from './broker/memory.js'
 import { isRedisClient, RedisBroker } from './broker/redis.js'
 import { WSHUB_ERR_INVALID_OPTION } from './errors.js'
+import { UpgradeGuard } from './guard.js'
+import { Heartbeat } from './heartbeat.js'
 import { Hub } from './hub.js'
 import { resolveOptions, type ResolvedOptions, type WsHubOptions } from './options.js'
 import { createWsRoute, type WsRouteMethod } from './route.js'
@@ -51,25 +53,31 @@ async function createBroker (fastify: FastifyInstance, options: ResolvedOptions)
 
 /**
  * The plugin: validates the options, builds the hub on the in-process or the Redis broker, decorates
- * `app.ws` and `app.wsRoute`, registers `@fastify/websocket` unless the app already has, and closes
- * every connection with 1001 on `app.close()`.
+ * `app.ws` and `app.wsRoute`, registers `@fastify/websocket` unless the app already has, installs the
+ * defences (upgrade guard, heartbeat), and closes every connection with 1001 on `app.close()`.
  */
 const wsHubPlugin: FastifyPluginAsync<WsHubOptions> = async function wsHub (fastify: FastifyInstance, opts: WsHubOptions) {
   const options = resolveOptions(opts)
 
-  const hub = new Hub(await createBroker(fastify, options), fastify.log, { requestTimeout: options.requestTimeout })
+  const hub = new Hub(await createBroker(fastify, options), fastify.log, {
+    backpressure: options.backpressure,
+    rateLimit: options.rateLimit,
+    requestTimeout: options.requestTimeout
+  })
   try {
     await hub.start()
   } catch (err) {
     await hub.stop()
     throw err
   }
+  let heartbeat: Heartbeat | undefined
   fastify.decorate('ws', hub)
   fastify.decorate('wsRoute', createWsRoute(hub))
 
   // Added before @fastify/websocket is registered, so that this hook runs before its own preClose
   // (which closes sockets without a code): clients see 1001 and disconnect() handlers run first.
   fastify.addHook('preClose', async function closeConnections () {
+    heartbeat?.stop()
     await hub.shutdown(fastify.websocketServer, options.closeTimeout)
   })
   fastify.addHook('onClose', async function stopHub () {
@@ -86,9 +94,30 @@ const wsHubPlugin: FastifyPluginAsync<WsHubOptions> = async function wsHub (fast
   } else {
     const websocket = options.websocket
     await fastify.register(fastifyWebsocket, {
+      errorHandler: socketOnError,
       ...websocket,
       options: { ...websocket.options, maxPayload: options.maxPayload }
     })
+  }
+
+  // Added after @fastify/websocket, whose own onRequest hook marks upgrade requests (request.ws).
+  const guard = new UpgradeGuard(options)
+  if (guard.active) fastify.addHook('onRequest', guard.onRequest)
+  if (options.heartbeat !== false) heartbeat = new Heartbeat(fastify.websocketServer, options.heartbeat.interval)
+}
+
+/**
+ * Errors emitted by an established socket. A bad frame from the peer (ws has already answered it with
+ * the right close code: 1002, 1007, 1009) or a connection reset is the peer's doing, not the server's:
+ * it is logged at warn and debug rather than as an error, and the socket is left to finish its close
+ * handshake instead of being terminated (which could discard the close frame ws just wrote).
+ * The default handler of @fastify/websocket handler logs every one of them at error level and terminates.
+ */
+function socketOnError (error: Error & { code?: string }, _socket: unknown, request: FastifyRequest): void {
+  if (error.code?.startsWith('WS_ERR_') === true) {
+    request.log.warn({ err: { code: error.code, message: error.message } }, 'ws protocol error from the peer')
+  } else {
+    request.log.debug({ err: error }, 'ws socket error')
   }
 }
 
@@ -114,6 +143,6 @@ export type {
 export { BaseConnection, Connection, type Message, type ParamsOf } from './connection.js'
 export * from './errors.js'
 export { WebSocketHandler, type WebSocketHandlerClass } from './handler.js'
-export { Hub, RoomSender, type HubOptions, type HubStats } from './hub.js'
-export type { BackpressureAction, WsHubOptions } from './options.js'
+export { Hub, RoomSender, type HubCounters, type HubSettings, type HubStats } from './hub.js'
+export type { BackpressureAction, RateLimitAction, WsHubOptions } from './options.js'
 export type { PathParams, WsHandlerFunction, WsRouteHandler, WsRouteMethod, WsRouteOptions, WsRouteShorthandOptions } from './route.js'

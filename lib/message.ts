@@ -1,4 +1,4 @@
-import WebSocket from 'ws'
+import * as ws from 'ws'
 import { WSHUB_ERR_INVALID_PAYLOAD } from './errors.js'
 
 /** What `send()` accepts: text, bytes, or any value JSON can represent. */
@@ -55,8 +55,12 @@ export function serialize (data: unknown): Outgoing {
 const TEXT_FRAME = { fin: true, rsv1: false, opcode: 0x01, mask: false, readOnly: false }
 const BINARY_FRAME = { fin: true, rsv1: false, opcode: 0x02, mask: false, readOnly: false }
 
-/** ws's frame builder: public as `WebSocket.Sender.frame`, though @types/ws does not declare it. */
-const Sender = (WebSocket as unknown as { Sender: { frame (data: Buffer, options: object): Buffer[] } }).Sender
+/**
+ * ws's frame builder: exported by ws as `Sender` (`Sender.frame`), though @types/ws does not declare it.
+ * Taken from the module's named exports, which its ESM entry has whether or not anything has required the
+ * CommonJS entry (which is what attaches `WebSocket.Sender`).
+ */
+const Sender = (ws as unknown as { Sender: { frame (data: Buffer, options: object): Buffer[] } }).Sender
 
 /** The ws sender internals that writing a pre-built frame relies on (engine.io does the same). */
 interface SenderInternals {
@@ -73,7 +77,7 @@ interface SenderInternals {
  * When the socket's sender is busy (compressing, or in the middle of a fragmented message) the
  * message goes through `socket.send()` instead, so that it cannot overtake what is queued there.
  */
-export function writeOutgoing (socket: WebSocket, message: Outgoing): void {
+export function writeOutgoing (socket: ws.WebSocket, message: Outgoing): void {
   const sender = (socket as unknown as { _sender: SenderInternals })._sender
   if (sender._state === 0 && sender._firstFragment) {
     message.frame ??= Sender.frame(message.payload, message.binary ? BINARY_FRAME : TEXT_FRAME)

@@ -6,6 +6,9 @@ import { WSHUB_ERR_INVALID_OPTION } from './errors.js'
 /** What `backpressure.action` may be. */
 export type BackpressureAction = 'close' | 'drop'
 
+/** What `rateLimit.action` may be. */
+export type RateLimitAction = 'close' | 'drop'
+
 /** The options of `app.register(wsHub, options)`; every one is optional. See API.md, "Registering". */
 export interface WsHubOptions {
   /** The largest frame accepted, in bytes; a larger one closes the socket with 1009. Default 1 MiB. */
@@ -29,6 +32,12 @@ export interface WsHubOptions {
   requestTimeout?: number
   /** Ms `app.close()` waits for close handshakes before terminating the sockets left. Default 5 000. */
   closeTimeout?: number
+  /** At most `max` messages per connection per `windowMs`; past it `'drop'` them or `'close'` (1008). Off by default. */
+  rateLimit?: false | { max: number, windowMs?: number, action?: RateLimitAction }
+  /** At most this many WebSocket connections on this node; more are refused before the upgrade with 503. */
+  maxConnections?: number
+  /** At most this many WebSocket connections from one client IP (`request.ip`); more get 429. */
+  maxConnectionsPerIp?: number
   /** Passed through to `@fastify/websocket` when the hub registers it. */
   websocket?: WebsocketPluginOptions
 }
@@ -44,12 +53,15 @@ export interface ResolvedOptions {
   nodeTtl: number
   requestTimeout: number
   closeTimeout: number
+  rateLimit: false | { max: number, windowMs: number, action: RateLimitAction }
+  maxConnections: number
+  maxConnectionsPerIp: number
   websocket: WebsocketPluginOptions
 }
 
 const KNOWN = new Set([
   'maxPayload', 'heartbeat', 'backpressure', 'allowedOrigins', 'redis', 'keyPrefix', 'nodeTtl',
-  'requestTimeout', 'closeTimeout', 'websocket'
+  'requestTimeout', 'closeTimeout', 'rateLimit', 'maxConnections', 'maxConnectionsPerIp', 'websocket'
 ])
 
 // Options that Fastify's register() itself takes and passes on to every plugin.
@@ -93,6 +105,19 @@ function allowedOrigins (value: unknown): ResolvedOptions['allowedOrigins'] {
   return Object.freeze([...value])
 }
 
+function rateLimit (value: unknown): ResolvedOptions['rateLimit'] {
+  if (value === undefined || value === false) return false
+  if (!isPlainObject(value)) fail('rateLimit', 'false or { max, windowMs, action }', value)
+  if (value.max === undefined) fail('rateLimit.max', 'a positive integer', value.max)
+  const action = value.action ?? 'drop'
+  if (action !== 'close' && action !== 'drop') fail('rateLimit.action', "'close' or 'drop'", action)
+  return {
+    max: positiveInteger('rateLimit.max', value.max, 0),
+    windowMs: positiveInteger('rateLimit.windowMs', value.windowMs, DEFAULTS.rateLimitWindow),
+    action
+  }
+}
+
 function redis (value: unknown): ResolvedOptions['redis'] {
   if (value === undefined) return undefined
   if (value !== true && typeof value !== 'string' && !isPlainObject(value)) {
@@ -126,6 +151,9 @@ export function resolveOptions (options: unknown): ResolvedOptions {
     nodeTtl: positiveInteger('nodeTtl', options.nodeTtl, DEFAULTS.nodeTtl),
     requestTimeout: positiveInteger('requestTimeout', options.requestTimeout, DEFAULTS.requestTimeout),
     closeTimeout: positiveInteger('closeTimeout', options.closeTimeout, DEFAULT_CLOSE_TIMEOUT),
+    rateLimit: rateLimit(options.rateLimit),
+    maxConnections: positiveInteger('maxConnections', options.maxConnections, Infinity),
+    maxConnectionsPerIp: positiveInteger('maxConnectionsPerIp', options.maxConnectionsPerIp, Infinity),
     websocket: websocket as WebsocketPluginOptions
   }
 }

@@ -17,3 +17,11 @@ export const kSocketClosed = Symbol('fastify-ws-hub.socketClosed')
 export const kNext = Symbol('fastify-ws-hub.next')
 /** Ends a connection whose handler threw: logs the error and closes with 1011. */
 export const kFail = Symbol('fastify-ws-hub.fail')
+/** Sends to a connection and says whether it was written (false: closed, or dropped for backpressure). */
+export const kTrySend = Symbol('fastify-ws-hub.trySend')
+/** Handles a message from the connection's socket. */
+export const kOnMessage = Symbol('fastify-ws-hub.onMessage')
+/** Handles the close of the connection's socket. */
+export const kOnSocketClose = Symbol('fastify-ws-hub.onSocketClose')
+/** Takes the next message from the connection's receive queue as an async iterator's result. */
+export const kNextResult = Symbol('fastify-ws-hub.nextResult')

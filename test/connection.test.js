@@ -294,6 +294,9 @@ describe('receiving', () => {
     assert.equal(conn.closed, false)
     client.send('second')
     assert.equal(await conn.receive(), 'second')
+    const iterator = conn[Symbol.asyncIterator]()
+    assert.equal(iterator[Symbol.asyncIterator](), iterator, 'the iterator is iterable itself')
+    assert.deepEqual(await iterator.return(), { value: undefined, done: true })
   })
 
   test('receive after the peer closed rejects with WebSocketDisconnect carrying code and reason', async t => {

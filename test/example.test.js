@@ -1,57 +1,72 @@
-// The example app, run as a user runs it (its own process, on the in-memory default), driven by ws clients.
+// The example app, run as a user runs it (`node example/server.js`, its own process, the in-memory
+// default), driven by ws clients. The browser test drives the same app through Chromium.
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { test } from 'node:test'
-import { Client, until } from './helpers.js'
+import { Client, startExample } from './helpers.js'
 
-test('the example serves its page, chats in a room, and announces from POST', async t => {
-  const child = spawn(process.execPath, [new URL('../example/server.js', import.meta.url).pathname], {
-    env: { ...process.env, PORT: '0', LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'pipe', 'inherit']
-  })
-  t.after(() => child.kill('SIGKILL'))
-  let output = ''
-  child.stdout.on('data', chunk => { output += chunk })
-  await until(() => /open (http:\/\/\S+)/.test(output), 10_000, 'the example to listen')
-  const base = /open (http:\/\/\S+)/.exec(output)[1]
+const json = async client => JSON.parse(await client.next())
+
+test('the example: page, chat room with nicknames and counts, lobby feed, announce from POST, clean shutdown', async t => {
+  const { child, base } = await startExample(t)
+  const ws = base.replace('http', 'ws')
+
   const page = await fetch(base)
   assert.equal(page.status, 200)
-  assert.match(await page.text(), /new WebSocket\(/)
+  assert.match(page.headers.get('content-type'), /text\/html/)
+  assert.match(await page.text(), /<script src="\/chat.js">/)
+  const script = await fetch(`${base}/chat.js`)
+  assert.match(await script.text(), /new WebSocket\(/)
 
-  const ws = base.replace('http', 'ws')
-  const ann = new Client(`${ws}/chat/lobby?nick=ann`)
+  const lobby = new Client(`${ws}/ws/lobby`)
+  await lobby.open()
+  assert.deepEqual(await json(lobby), { type: 'rooms', rooms: [] })
+
+  const ann = new Client(`${ws}/ws/chat/general?nick=ann`)
   await ann.open()
-  assert.deepEqual(JSON.parse(await ann.next()), { type: 'joined', nick: 'ann', members: 1 })
-  const bob = new Client(`${ws}/chat/lobby?nick=bob`)
+  const welcome = await json(ann)
+  assert.equal(welcome.type, 'welcome')
+  assert.deepEqual({ ...welcome, id: undefined }, { type: 'welcome', nick: 'ann', room: 'general', members: 1, id: undefined })
+  assert.deepEqual(await json(lobby), { type: 'rooms', rooms: [{ room: 'general', members: 1 }] })
+
+  const bob = new Client(`${ws}/ws/chat/general?nick=bob`)
   await bob.open()
-  assert.deepEqual(JSON.parse(await ann.next()), { type: 'joined', nick: 'bob', members: 2 })
-  assert.deepEqual(JSON.parse(await bob.next()), { type: 'joined', nick: 'bob', members: 2 })
+  assert.equal((await json(bob)).members, 2)
+  assert.deepEqual(await json(ann), { type: 'joined', nick: 'bob', members: 2 })
+  assert.deepEqual(await json(lobby), { type: 'rooms', rooms: [{ room: 'general', members: 2 }] })
 
   ann.send('hello bob')
-  for (const client of [ann, bob]) assert.deepEqual(JSON.parse(await client.next()), { type: 'message', nick: 'ann', text: 'hello bob' })
+  for (const client of [ann, bob]) {
+    const m = await json(client)
+    assert.deepEqual({ type: m.type, nick: m.nick, text: m.text }, { type: 'message', nick: 'ann', text: 'hello bob' })
+  }
 
-  const res = await fetch(`${base}/rooms/lobby/announce`, {
+  const res = await fetch(`${base}/rooms/general/announce`, {
     method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ text: 'maintenance at noon' })
   })
   assert.equal(res.status, 202)
-  assert.deepEqual(await res.json(), { room: 'lobby', members: 2 })
-  for (const client of [ann, bob]) assert.deepEqual(JSON.parse(await client.next()), { type: 'announce', text: 'maintenance at noon' })
+  assert.deepEqual(await res.json(), { room: 'general', members: 2 })
+  for (const client of [ann, bob]) {
+    const m = await json(client)
+    assert.deepEqual({ type: m.type, text: m.text }, { type: 'announce', text: 'maintenance at noon' })
+  }
+  const bad = await fetch(`${base}/rooms/general/announce`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({})
+  })
+  assert.equal(bad.status, 400)
+  assert.deepEqual(await (await fetch(`${base}/rooms`)).json(), { rooms: [{ room: 'general', members: 2 }] })
 
-  const echo = new Client(`${ws}/echo?token=demo`)
-  await echo.open()
-  echo.send('echo me')
-  assert.equal(await echo.next(), 'echo me')
-  const refused = new Client(`${ws}/echo`)
+  const refused = new Client(`${ws}/ws/chat/general?nick=${'x'.repeat(40)}`)
   await refused.open()
-  assert.equal((await refused.closed).code, 1008)
+  assert.equal((await refused.closed).code, 1008, 'an invalid nickname is refused')
 
   await bob.close()
-  assert.deepEqual(JSON.parse(await ann.next()), { type: 'left', nick: 'bob', members: 1 })
+  assert.deepEqual(await json(ann), { type: 'left', nick: 'bob', members: 1 })
+  assert.deepEqual(await json(lobby), { type: 'rooms', rooms: [{ room: 'general', members: 1 }] })
 
   child.kill('SIGTERM')
   const [code] = await once(child, 'exit')
   assert.equal(code, 0, 'the example shuts down cleanly on SIGTERM')
   assert.equal((await ann.closed).code, 1001)
-  assert.equal((await echo.closed).code, 1001)
+  assert.equal((await lobby.closed).code, 1001)
 })

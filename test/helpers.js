@@ -1,4 +1,5 @@
 // Shared test helpers: a real Fastify app listening on 127.0.0.1 and real `ws` clients.
+import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { Writable } from 'node:stream'
 import Fastify from 'fastify'
@@ -31,7 +32,13 @@ export async function build (t, setup = () => {}, options = {}) {
   await app.register(wsHub, options)
   await setup(app)
   await app.listen({ port: 0, host: '127.0.0.1' })
-  t.after(() => app.close())
+  // Clients opened by connect() go first, so that a client that stopped reading does not hold up
+  // app.close() for its closeTimeout.
+  app.testClients = []
+  t.after(() => {
+    for (const client of app.testClients) client.ws.terminate()
+    return app.close()
+  })
   return app
 }
 
@@ -104,9 +111,23 @@ export class Client {
 /** Opens a client on `path`; closes it after the test. */
 export async function connect (t, app, path, options) {
   const client = new Client(urlOf(app, path), options)
-  t.after(() => client.ws.terminate())
+  if (app.testClients) app.testClients.push(client)
+  else t.after(() => client.ws.terminate())
   await client.open()
   return client
+}
+
+/** Opens a client that is expected to be refused; resolves with the HTTP status it got. */
+export async function refusedStatus (app, path, options) {
+  const client = new Client(urlOf(app, path), options)
+  try {
+    await client.open()
+  } catch (err) {
+    return err.statusCode
+  } finally {
+    client.ws.terminate()
+  }
+  throw new Error('the handshake was not refused')
 }
 
 /** Resolves after `ms`. */
@@ -130,6 +151,19 @@ export function deferred () {
   let resolve, reject
   const promise = new Promise((_resolve, _reject) => { resolve = _resolve; reject = _reject })
   return { promise, resolve, reject }
+}
+
+/** Starts `example/server.js` on a free port; resolves with its base URL. */
+export async function startExample (t, env = {}) {
+  const child = spawn(process.execPath, [new URL('../example/server.js', import.meta.url).pathname], {
+    env: { ...process.env, PORT: '0', LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'inherit']
+  })
+  t.after(() => child.kill('SIGKILL'))
+  let output = ''
+  child.stdout.on('data', chunk => { output += chunk })
+  await until(() => /open (http:\/\/\S+)/.test(output), 10_000, 'the example to listen')
+  return { child, base: /open (http:\/\/\S+)/.exec(output)[1] }
 }
 
 export { once, WebSocket }

@@ -268,7 +268,7 @@ describe('stats()', () => {
   test('is synchronous, with current counts and cumulative figures', async t => {
     const { app, open } = await setup(t)
     assert.deepEqual(app.ws.stats(), {
-      connections: 0, rooms: 0, messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0, dropped: 0, closedForBackpressure: 0
+      connections: 0, rooms: 0, messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0, dropped: 0, closedForBackpressure: 0, rateLimited: 0
     })
     const a = await open('a', 'r,s')
     a.send('hi')

@@ -78,6 +78,13 @@ describe('option validation', () => {
     [{ requestTimeout: Infinity }, 'requestTimeout'],
     [{ closeTimeout: -1 }, 'closeTimeout'],
     [{ websocket: 'yes' }, 'websocket'],
+    [{ rateLimit: true }, 'rateLimit'],
+    [{ rateLimit: {} }, 'rateLimit.max'],
+    [{ rateLimit: { max: 0 } }, 'rateLimit.max'],
+    [{ rateLimit: { max: 5, windowMs: -1 } }, 'rateLimit.windowMs'],
+    [{ rateLimit: { max: 5, action: 'ban' } }, 'rateLimit.action'],
+    [{ maxConnections: 0 }, 'maxConnections'],
+    [{ maxConnectionsPerIp: '10' }, 'maxConnectionsPerIp'],
     [{ maxPayLoad: 10 }, 'maxPayLoad']
   ]
   for (const [options, name] of cases) {
@@ -111,6 +118,9 @@ describe('option validation', () => {
       nodeTtl: 20_000,
       requestTimeout: 2_000,
       closeTimeout: 1_000,
+      rateLimit: { max: 100, windowMs: 1000, action: 'close' },
+      maxConnections: 1000,
+      maxConnectionsPerIp: 50,
       websocket: { options: { clientTracking: true } }
     })
     assert.ok(app.ws)

@@ -3,20 +3,7 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { WebSocketDisconnect } from '../dist/lib/index.js'
-import { build, Client, connect, sleep, until, urlOf } from './helpers.js'
-
-/** Opens a client that is expected to be refused; resolves with the HTTP status. */
-async function refusedStatus (app, path, options) {
-  const client = new Client(urlOf(app, path), options)
-  try {
-    await client.open()
-  } catch (err) {
-    return err.statusCode
-  } finally {
-    client.ws.terminate()
-  }
-  throw new Error('the handshake was not refused')
-}
+import { build, connect, refusedStatus, sleep, until } from './helpers.js'
 
 const echo = async conn => {
   for await (const message of conn) await conn.send(message)

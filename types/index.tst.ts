@@ -87,6 +87,17 @@ describe('registering', () => {
     expect(app.register).type.toBeCallableWith(wsHub, { prefix: '/ws', logLevel: 'warn' })
   })
 
+  test('the protection options beside API.md\'s: rateLimit, maxConnections, maxConnectionsPerIp', () => {
+    expect(app.register).type.toBeCallableWith(wsHub, { rateLimit: { max: 100, windowMs: 1000, action: 'close' } })
+    expect(app.register).type.toBeCallableWith(wsHub, { rateLimit: { max: 100 } })
+    expect(app.register).type.toBeCallableWith(wsHub, { rateLimit: false })
+    expect(app.register).type.toBeCallableWith(wsHub, { maxConnections: 10_000, maxConnectionsPerIp: 20 })
+    expect(app.register).type.not.toBeCallableWith(wsHub, { rateLimit: { windowMs: 1000 } })
+    expect(app.register).type.not.toBeCallableWith(wsHub, { rateLimit: { max: 10, action: 'ban' } })
+    expect(app.register).type.not.toBeCallableWith(wsHub, { rateLimit: true })
+    expect(app.register).type.not.toBeCallableWith(wsHub, { maxConnections: '10k' })
+  })
+
   test('allowedOrigins as a function gets the origin, or undefined when there is none', () => {
     app.register(wsHub, {
       allowedOrigins: (origin) => {
@@ -202,6 +213,7 @@ describe('app.ws: the hub', () => {
       bytesOut: number
       dropped: number
       closedForBackpressure: number
+      rateLimited: number
     }>()
   })
 })
@@ -417,6 +429,15 @@ describe('the connection', () => {
     })
   })
 
+  test('bufferedAmount and drain() let a streaming handler wait for a slow reader', () => {
+    app.wsRoute('/stream', async (conn) => {
+      expect(conn.bufferedAmount).type.toBe<number>()
+      expect(conn.drain()).type.toBe<Promise<void>>()
+      // @ts-expect-error Cannot assign to 'bufferedAmount' because it is a read-only property
+      conn.bufferedAmount = 0
+    })
+  })
+
   test('the receive methods', () => {
     app.wsRoute('/chat/:room', async (conn) => {
       expect(conn.receive()).type.toBe<Promise<string | Buffer>>()
@@ -436,7 +457,7 @@ describe('the connection', () => {
       for await (const message of conn) {
         expect(message).type.toBe<string | Buffer>()
       }
-      expect(conn[Symbol.asyncIterator]()).type.toBe<AsyncGenerator<string | Buffer, void, undefined>>()
+      expect(conn[Symbol.asyncIterator]()).type.toBe<AsyncIterableIterator<string | Buffer>>()
     })
   })
 

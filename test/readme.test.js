@@ -1,0 +1,67 @@
+// Every code sample in the README compiles against the package's published types, so none can rot.
+// A ```ts or ```js block is type-checked with the project's strict settings; a block without imports gets
+// a prelude (an app with the hub registered, and the names the README's fragments use). Blocks in other
+// languages (sh, text, mermaid) are prose.
+import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { test } from 'node:test'
+
+const root = new URL('../', import.meta.url)
+const dir = new URL('.readme-check/', root)
+
+const PRELUDE = `import Fastify from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import wsHub, { WebSocketHandler, WebSocketDisconnect, CloseCode } from 'fastify-ws-hub'
+import type { Connection } from 'fastify-ws-hub'
+const app = Fastify({ logger: true })
+await app.register(wsHub)
+declare function authenticate (request: FastifyRequest, reply: FastifyReply): Promise<void>
+declare function rateLimitByIp (request: FastifyRequest, reply: FastifyReply): Promise<void>
+declare const handler: (conn: Connection) => Promise<void>
+declare const QuerySchema: object
+export {}
+`
+
+/** The ```ts and ```js blocks of a Markdown text, with the line each starts on. */
+export function codeBlocks (markdown) {
+  const blocks = []
+  const lines = markdown.split('\n')
+  for (let i = 0; i < lines.length; i++) {
+    const open = /^```(ts|js|typescript|javascript)\s*$/.exec(lines[i])
+    if (!open) continue
+    const start = i + 1
+    while (i + 1 < lines.length && lines[i + 1] !== '```') i++
+    blocks.push({ line: start, code: lines.slice(start, i + 1).join('\n') })
+    i++
+  }
+  return blocks
+}
+
+test('every ts/js code sample in the README type-checks against the package', () => {
+  const blocks = codeBlocks(readFileSync(new URL('README.md', root), 'utf8'))
+  assert.ok(blocks.length >= 5, `found ${blocks.length} code samples`)
+  rmSync(dir, { recursive: true, force: true })
+  mkdirSync(dir)
+  const files = blocks.map(({ line, code }) => {
+    const name = `readme-line-${line}.mts`
+    writeFileSync(new URL(name, dir), /^import /m.test(code) ? `${code}\nexport {}\n` : PRELUDE + code + '\n')
+    return name
+  })
+  writeFileSync(new URL('tsconfig.json', dir), JSON.stringify({
+    extends: '../tsconfig.json',
+    compilerOptions: { noEmit: true, noImplicitOverride: false, noUnusedLocals: false, noUnusedParameters: false, declaration: false, declarationMap: false, sourceMap: false, rootDir: '..' },
+    include: files
+  }))
+  let output = ''
+  try {
+    execFileSync(process.execPath, [new URL('node_modules/typescript/bin/tsc', root).pathname, '-p', new URL('tsconfig.json', dir).pathname], {
+      cwd: root.pathname, encoding: 'utf8'
+    })
+  } catch (err) {
+    output = String(err.stdout) + String(err.stderr)
+  }
+  // Errors point at readme-line-N.mts(row,col): N is the README line where the sample starts.
+  assert.equal(output, '', `README samples do not compile:\n${output}`)
+  rmSync(dir, { recursive: true, force: true })
+})
