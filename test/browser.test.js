@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { startExample } from './helpers.js'
+import { startRedis } from './redis-server.js'
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const missing = existsSync(CHROMIUM) ? false : `Chromium not found at ${CHROMIUM}: install it with "apt-get install -y chromium" (.ci/run does)`
@@ -85,6 +86,35 @@ test('two browser pages chat in one room, and an announce from POST reaches both
 
   await bob.close()
   await ann.waitForFunction(() => document.querySelector('#log').textContent.includes('bob left · 1 here'), null, { timeout: 10_000 })
+})
+
+test('with Redis, two pages on two app processes chat in one room', { skip: CI() ? false : missing }, async t => {
+  assert.ok(!missing, missing || '')
+  const redis = await startRedis(t)
+  const one = await startExample(t, { REDIS_URL: redis.url })
+  const two = await startExample(t, { REDIS_URL: redis.url })
+  assert.notEqual(one.base, two.base)
+  const context = await launch(t)
+  const ann = await context.newPage()
+  const bob = await context.newPage()
+  await joinAs(ann, one.base, 'ann', 'cluster')
+  await joinAs(bob, two.base, 'bob', 'cluster')
+  // The member count is cluster-wide: each page sees 2 in the room, though each process holds one.
+  await ann.waitForFunction(() => document.querySelector('#log').textContent.includes('bob joined · 2 here'), null, { timeout: 10_000 })
+  await say(ann, 'hello from process one')
+  await say(bob, 'hello from process two')
+  for (const page of [ann, bob]) {
+    await page.waitForFunction(() => {
+      const log = document.querySelector('#log').textContent
+      return log.includes('ann: hello from process one') && log.includes('bob: hello from process two')
+    }, null, { timeout: 10_000 })
+  }
+  // An announce sent to one process reaches the page on the other.
+  const res = await fetch(`${one.base}/rooms/cluster/announce`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ text: 'through Redis' })
+  })
+  assert.deepEqual(await res.json(), { room: 'cluster', members: 2 })
+  await bob.waitForFunction(() => document.querySelector('#log').textContent.includes('through Redis'), null, { timeout: 10_000 })
 })
 
 /** In CI a missing Chromium is a failure (.ci/run installs it), never a skip. */
