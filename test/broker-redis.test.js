@@ -1,17 +1,15 @@
 // RedisBroker against a real redis-server: the shared broker contract, then what is Redis's own:
 // connecting, whose clients it closes, malformed messages, and losing and regaining Redis.
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import { Redis } from 'ioredis'
 import { RedisBroker } from '../dist/lib/index.js'
 import { brokerSuite } from './broker-suite.js'
 import { until } from './helpers.js'
-import { freePort, RedisServer, startRedis } from './redis-server.js'
+import { freePort, redisForFile, RedisServer } from './redis-server.js'
 
 let redis
-const hooks = []
-before(async () => { redis = await startRedis({ after: fn => hooks.push(fn) }) })
-after(async () => { for (const fn of hooks) await fn() })
+redisForFile(server => { redis = server })
 
 let prefixes = 0
 /** A key prefix of its own for each test, so that tests sharing the server never see each other. */

@@ -2,24 +2,15 @@
 // losing every key, refusing writes (out of memory), and hanging (CLIENT PAUSE). Hubs are driven
 // directly with members that record what reaches them, so that a node can have thousands of them.
 import assert from 'node:assert/strict'
-import { after, before, test } from 'node:test'
+import { test } from 'node:test'
 import Fastify from 'fastify'
-import { Redis } from 'ioredis'
 import wsHub, { Hub, RedisBroker } from '../dist/lib/index.js'
 import { kDeliver } from '../dist/lib/symbols.js'
 import { sleep, until } from './helpers.js'
-import { freePort, startRedis } from './redis-server.js'
+import { freePort, redisForFile } from './redis-server.js'
 
 let redis, inspect
-const cleanups = []
-before(async () => {
-  redis = await startRedis({ after: fn => cleanups.push(fn) })
-  inspect = new Redis(redis.url)
-})
-after(async () => {
-  inspect.disconnect()
-  for (const fn of cleanups) await fn()
-})
+redisForFile((server, client) => { redis = server; inspect = client })
 
 /** A logger that keeps what it is given. */
 function recordingLog () {

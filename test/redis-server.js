@@ -4,6 +4,8 @@
 import { spawn, spawnSync } from 'node:child_process'
 import { once } from 'node:events'
 import { createServer, createConnection } from 'node:net'
+import { after, before } from 'node:test'
+import { Redis } from 'ioredis'
 
 const INSTALL = 'redis-server is not on PATH: install it (Debian/Ubuntu: apt-get install -y redis-server; macOS: brew install redis) to run the Redis tests'
 
@@ -95,4 +97,22 @@ export async function startRedis (t) {
   t.after(() => server.kill())
   await server.start()
   return server
+}
+
+/**
+ * One redis-server for a whole test file, and an ioredis client to look into it, both ended after the
+ * file. Calls `ready(server, client)` once they are up.
+ */
+export function redisForFile (ready) {
+  const cleanups = []
+  let client = null
+  before(async () => {
+    const server = await startRedis({ after: fn => cleanups.push(fn) })
+    client = new Redis(server.url)
+    ready(server, client)
+  })
+  after(async () => {
+    client?.disconnect()
+    for (const fn of cleanups) await fn()
+  })
 }

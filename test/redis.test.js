@@ -2,24 +2,16 @@
 // client, true with @fastify/redis), what registration does when Redis is not there, what app.close()
 // leaves behind, and the hub when Redis dies and comes back.
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import fastifyRedis from '@fastify/redis'
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 import wsHub from '../dist/lib/index.js'
 import { build, connect, sleep, until } from './helpers.js'
-import { freePort, RedisServer, startRedis } from './redis-server.js'
+import { freePort, redisForFile, RedisServer } from './redis-server.js'
 
 let redis, inspect
-const cleanups = []
-before(async () => {
-  redis = await startRedis({ after: fn => cleanups.push(fn) })
-  inspect = new Redis(redis.url)
-})
-after(async () => {
-  inspect.disconnect()
-  for (const fn of cleanups) await fn()
-})
+redisForFile((server, client) => { redis = server; inspect = client })
 
 let prefixes = 0
 const uniquePrefix = () => `redis-test-${++prefixes}:`
