@@ -111,7 +111,7 @@ const wsHubPlugin: FastifyPluginAsync<WsHubOptions> = async function wsHub (fast
  * the right close code: 1002, 1007, 1009) or a connection reset is the peer's doing, not the server's:
  * it is logged at warn and debug rather than as an error, and the socket is left to finish its close
  * handshake instead of being terminated (which could discard the close frame ws just wrote).
- * The default handler of @fastify/websocket handler logs every one of them at error level and terminates.
+ * The default handler of @fastify/websocket logs every one of them at error level and terminates.
  */
 function socketOnError (error: Error & { code?: string }, _socket: unknown, request: FastifyRequest): void {
   if (error.code?.startsWith('WS_ERR_') === true) {
