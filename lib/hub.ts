@@ -70,16 +70,15 @@ function randomId (): string {
 }
 
 /**
- * Checks a room name: a non-empty string of at most 256 characters.
- * @throws WSHUB_ERR_INVALID_ROOM
+ * Checks a room name: a non-empty string of at most 256 characters. Returns the `WSHUB_ERR_INVALID_ROOM`
+ * to reject or throw with, or null for a good name.
  */
-export function validateRoom (room: unknown): asserts room is string {
-  if (typeof room !== 'string' || room.length === 0 || room.length > MAX_ROOM_LENGTH) {
-    const shown = typeof room === 'string'
-      ? room.length > 40 ? `"${room.slice(0, 40)}..." (${room.length} characters)` : JSON.stringify(room)
-      : typeof room
-    throw new WSHUB_ERR_INVALID_ROOM(shown)
-  }
+export function roomError (room: unknown): Error | null {
+  if (typeof room === 'string' && room.length > 0 && room.length <= MAX_ROOM_LENGTH) return null
+  const shown = typeof room === 'string'
+    ? room.length > 40 ? `"${room.slice(0, 40)}..." (${room.length} characters)` : JSON.stringify(room)
+    : typeof room
+  return new WSHUB_ERR_INVALID_ROOM(shown)
 }
 
 /**
@@ -99,10 +98,9 @@ export class RoomSender {
       return
     }
     const list = typeof rooms === 'string' ? [rooms] : Array.isArray(rooms) ? [...new Set(rooms)] : [rooms as unknown as string]
-    try {
-      for (const room of list) validateRoom(room)
-    } catch (err) {
-      this.#error = err as Error
+    for (const room of list) {
+      this.#error = roomError(room)
+      if (this.#error !== null) break
     }
     this.#rooms = list
   }
@@ -292,22 +290,16 @@ export class Hub {
    * `WSHUB_ERR_REDIS_UNAVAILABLE` or `WSHUB_ERR_REQUEST_TIMEOUT` when Redis cannot answer.
    */
   roomSize (room: string): Promise<number> {
-    try {
-      validateRoom(room)
-    } catch (err) {
-      return Promise.reject(err)
-    }
+    const invalid = roomError(room)
+    if (invalid !== null) return Promise.reject(invalid)
     if (this.#presence !== null) return this.#presence.roomSize(room)
     return Promise.resolve(this.registry.rooms.get(room)?.size ?? 0)
   }
 
   /** The ids of the connections in a room (cluster-wide; in no particular order). */
   members (room: string): Promise<string[]> {
-    try {
-      validateRoom(room)
-    } catch (err) {
-      return Promise.reject(err)
-    }
+    const invalid = roomError(room)
+    if (invalid !== null) return Promise.reject(invalid)
     if (this.#presence !== null) return this.#presence.members(room)
     const members = this.registry.rooms.get(room)
     return Promise.resolve(members === undefined ? [] : Array.from(members, member => member.id))
@@ -336,12 +328,9 @@ export class Hub {
    * @internal
    */
   joinLocal (conn: BaseConnection, room: string): Promise<void> {
-    try {
-      validateRoom(room)
-    } catch (err) {
-      return Promise.reject(err)
-    }
-    this.registry.join(conn, room)
+    const invalid = roomError(room)
+    if (invalid !== null) return Promise.reject(invalid)
+    this.#setMembership(conn, room, true)
     return RESOLVED
   }
 
@@ -350,12 +339,9 @@ export class Hub {
    * @internal
    */
   leaveLocal (conn: BaseConnection, room: string): Promise<void> {
-    try {
-      validateRoom(room)
-    } catch (err) {
-      return Promise.reject(err)
-    }
-    this.registry.leave(conn, room)
+    const invalid = roomError(room)
+    if (invalid !== null) return Promise.reject(invalid)
+    this.#setMembership(conn, room, false)
     return RESOLVED
   }
 
@@ -442,16 +428,17 @@ export class Hub {
   }
 
   #move (id: string, room: string, join: boolean): Promise<boolean> {
-    try {
-      validateRoom(room)
-    } catch (err) {
-      return Promise.reject(err)
-    }
+    const invalid = roomError(room)
+    if (invalid !== null) return Promise.reject(invalid)
     const conn = this.registry.connections.get(id)
     if (conn === undefined) return this.#remote(id, { op: join ? 'join' : 'leave', target: id, room })
+    this.#setMembership(conn, room, join)
+    return Promise.resolve(true)
+  }
+
+  #setMembership (conn: BaseConnection, room: string, join: boolean): void {
     if (join) this.registry.join(conn, room)
     else this.registry.leave(conn, room)
-    return Promise.resolve(true)
   }
 
   /** The node that owns `id` when it is another node, or null (not an id, or one of this node's). */
@@ -476,11 +463,12 @@ export class Hub {
       case 'close':
         return conn.close(request.code, request.reason).then(() => true)
       case 'join':
-      case 'leave':
-        validateRoom(request.room)
-        if (request.op === 'join') this.registry.join(conn, request.room)
-        else this.registry.leave(conn, request.room)
+      case 'leave': {
+        const invalid = roomError(request.room)
+        if (invalid !== null) throw invalid
+        this.#setMembership(conn, request.room as string, request.op === 'join')
         return true
+      }
       default:
         return true // has
     }
@@ -498,19 +486,19 @@ export class Hub {
   }
 
   #deliver (message: Outgoing, rooms: string[] | null, except: string[] | null): void {
-    const skip = except === null ? null : new Set(except)
+    // One excluded id (conn.broadcast, the common case) is compared directly; a Set only for several.
+    const one = except !== null && except.length === 1 ? except[0] : undefined
+    const many = except !== null && except.length > 1 ? new Set(except) : null
+    const deliver = (conn: BaseConnection): void => {
+      if (conn.id !== one && (many === null || !many.has(conn.id))) conn[kDeliver](message)
+    }
     if (rooms === null) {
-      for (const conn of this.registry.connections.values()) {
-        if (skip === null || !skip.has(conn.id)) conn[kDeliver](message)
-      }
+      for (const conn of this.registry.connections.values()) deliver(conn)
       return
     }
     if (rooms.length === 1) {
       const members = this.registry.rooms.get(rooms[0]!)
-      if (members === undefined) return
-      for (const conn of members) {
-        if (skip === null || !skip.has(conn.id)) conn[kDeliver](message)
-      }
+      if (members !== undefined) for (const conn of members) deliver(conn)
       return
     }
     const seen = new Set<BaseConnection>()
@@ -520,7 +508,7 @@ export class Hub {
       for (const conn of members) {
         if (seen.has(conn)) continue
         seen.add(conn)
-        if (skip === null || !skip.has(conn.id)) conn[kDeliver](message)
+        deliver(conn)
       }
     }
   }
