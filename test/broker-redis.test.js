@@ -5,7 +5,7 @@ import { describe, test } from 'node:test'
 import { Redis } from 'ioredis'
 import { RedisBroker } from '../dist/lib/index.js'
 import { brokerSuite } from './broker-suite.js'
-import { until } from './helpers.js'
+import { recordingLog, until } from './helpers.js'
 import { freePort, redisForFile, RedisServer } from './redis-server.js'
 
 let redis
@@ -14,17 +14,6 @@ redisForFile(server => { redis = server })
 let prefixes = 0
 /** A key prefix of its own for each test, so that tests sharing the server never see each other. */
 const uniquePrefix = () => `wshub-test-${++prefixes}:`
-
-/** A logger that keeps what it is given, to assert what was logged and how often. */
-function recordingLog () {
-  const lines = []
-  const log = {}
-  for (const level of ['fatal', 'error', 'warn', 'info', 'debug', 'trace']) {
-    log[level] = (obj, msg) => lines.push({ level, msg: typeof obj === 'string' ? obj : msg, err: obj?.err })
-  }
-  log.child = () => log
-  return { log, lines }
-}
 
 /** A connected RedisBroker, closed after the test. */
 async function broker (t, options = {}, input = redis.url) {

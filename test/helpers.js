@@ -22,6 +22,20 @@ export function logCapture () {
 }
 
 /**
+ * A logger object (the shape Fastify's loggers have) that keeps every call, to assert what was logged
+ * and how often: `lines` holds `{ level, msg, err }`.
+ */
+export function recordingLog () {
+  const lines = []
+  const log = {}
+  for (const level of ['fatal', 'error', 'warn', 'info', 'debug', 'trace']) {
+    log[level] = (obj, msg) => lines.push({ level, msg: typeof obj === 'string' ? obj : msg, err: obj?.err })
+  }
+  log.child = () => log
+  return { log, lines }
+}
+
+/**
  * Builds an app with the hub registered, lets `setup` declare routes, listens on a free port of
  * 127.0.0.1, and closes the app after the test.
  */

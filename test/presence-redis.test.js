@@ -6,22 +6,11 @@ import { test } from 'node:test'
 import Fastify from 'fastify'
 import wsHub, { Hub, RedisBroker } from '../dist/lib/index.js'
 import { kDeliver } from '../dist/lib/symbols.js'
-import { sleep, until } from './helpers.js'
+import { recordingLog, sleep, until } from './helpers.js'
 import { freePort, redisForFile } from './redis-server.js'
 
 let redis, inspect
 redisForFile((server, client) => { redis = server; inspect = client })
-
-/** A logger that keeps what it is given. */
-function recordingLog () {
-  const lines = []
-  const log = {}
-  for (const level of ['fatal', 'error', 'warn', 'info', 'debug', 'trace']) {
-    log[level] = (obj, msg) => lines.push({ level, msg: typeof obj === 'string' ? obj : msg, err: obj?.err })
-  }
-  log.child = () => log
-  return { log, lines }
-}
 
 let prefixes = 0
 
