@@ -10,6 +10,12 @@ import { now } from './ipc.js'
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
+// ws uses bufferutil and utf-8-validate when they are installed; a dev dependency (rpc-websockets)
+// brings them. Every peer measured here runs on ws, so all of them run without, as a user's install
+// without those optional packages does; the children inherit this.
+process.env.WS_NO_BUFFER_UTIL ??= '1'
+process.env.WS_NO_UTF_8_VALIDATE ??= '1'
+
 // a run is marked noisy when other processes used more than NOISY_PCT of one CPU during it, or the
 // hypervisor took more than NOISY_STEAL_PCT of one CPU from this VM (steal time: it also inflates the
 // CPU time a process is charged); before a run, the orchestrator waits a little for the machine to be
