@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger, FastifyRequest, RouteGenericInterface } from 'fastify'
 import type { WebSocket } from 'ws'
+import { closeError } from './close.js'
 import { OPEN } from './constants.js'
 import { corkForTick } from './cork.js'
 import {
@@ -326,10 +327,8 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
    */
   close (code: number = CloseCode.NORMAL, reason = ''): Promise<void> {
     if (this.#state === CLOSED) return RESOLVED
-    if (!isValidCloseCode(code)) return Promise.reject(new WSHUB_ERR_INVALID_PAYLOAD(`${code} is not a close code a server may send`))
-    if (typeof reason !== 'string' || Buffer.byteLength(reason) > 123) {
-      return Promise.reject(new WSHUB_ERR_INVALID_PAYLOAD('a close reason is a string of at most 123 bytes'))
-    }
+    const invalid = closeError(code, reason)
+    if (invalid !== null) return Promise.reject(invalid)
     this.#finish(code, reason, true)
     this.socket.close(code, reason)
     return RESOLVED
@@ -680,11 +679,4 @@ function parseJson<T> (message: Message): T {
     err.cause = cause
     throw err
   }
-}
-
-/** Whether a server may send `code` in a close frame (RFC 6455 section 7.4; as ws's `isValidStatusCode`). */
-export function isValidCloseCode (code: unknown): code is number {
-  return typeof code === 'number' && Number.isInteger(code) && (
-    (code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) ||
-    (code >= 3000 && code <= 4999))
 }

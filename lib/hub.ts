@@ -3,9 +3,10 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { WebSocket, WebSocketServer } from 'ws'
 import type { Broker, Envelope, Presence, RequestEnvelope } from './broker/broker.js'
 import { Cluster, ownerOf, type RequestFields } from './cluster.js'
-import { isValidCloseCode, type BaseConnection } from './connection.js'
+import { closeError } from './close.js'
+import type { BaseConnection } from './connection.js'
 import { CLOSE_BATCH, DEFAULTS, MAX_ROOM_LENGTH, OPEN } from './constants.js'
-import { CloseCode, WSHUB_ERR_BROKER_CLOSED, WSHUB_ERR_INVALID_PAYLOAD, WSHUB_ERR_INVALID_ROOM } from './errors.js'
+import { CloseCode, WSHUB_ERR_BROKER_CLOSED, WSHUB_ERR_INVALID_ROOM } from './errors.js'
 import { serialize, type Outgoing } from './message.js'
 import type { ResolvedOptions } from './options.js'
 import { RoomRegistry } from './rooms.js'
@@ -44,6 +45,9 @@ export interface HubStats extends HubCounters {
   connections: number
   rooms: number
 }
+
+/** Gets a module's event about a room from another node (see `Hub.publishEvent`). */
+export type RoomEventListener = (room: string, payload: Buffer, origin: string) => void
 
 /** The broker channel every node listens on for room broadcasts and `sendAll`. */
 export const BROADCAST_CHANNEL = 'broadcast'
@@ -162,6 +166,7 @@ export class Hub {
   readonly #cluster: Cluster
   readonly #log: FastifyBaseLogger
   readonly #disconnecting = new Set<Promise<void>>()
+  readonly #events = new Map<string, RoomEventListener>()
   #closed = false
 
   /** @internal */
@@ -253,10 +258,8 @@ export class Hub {
     const node = this.#remoteOwner(id)
     if (node === null) return Promise.resolve(false)
     // Checked here, so that a remote close fails the same way as a local one.
-    if (!isValidCloseCode(code)) return Promise.reject(new WSHUB_ERR_INVALID_PAYLOAD(`${code} is not a close code a server may send`))
-    if (typeof reason !== 'string' || Buffer.byteLength(reason) > 123) {
-      return Promise.reject(new WSHUB_ERR_INVALID_PAYLOAD('a close reason is a string of at most 123 bytes'))
-    }
+    const invalid = closeError(code, reason)
+    if (invalid !== null) return Promise.reject(invalid)
     return this.#cluster.request(node, { op: 'close', target: id, code, reason })
   }
 
@@ -358,6 +361,24 @@ export class Hub {
       : { origin: this.nodeId, type: 'rooms', rooms, binary: message.binary, payload: message.payload }
     if (except !== null) envelope.except = except
     return this.#broker.publish(BROADCAST_CHANNEL, envelope)
+  }
+
+  /**
+   * Publishes a module's event about a room (a presence change, say) to the other nodes; `onEvent`
+   * listeners of the same topic get it there. The publishing node does not get its own.
+   * @internal
+   */
+  publishEvent (topic: string, room: string, payload: Buffer): Promise<void> {
+    if (this.#closed) return Promise.reject(new WSHUB_ERR_BROKER_CLOSED())
+    return this.#broker.publish(BROADCAST_CHANNEL, { origin: this.nodeId, type: 'event', topic, room, payload })
+  }
+
+  /**
+   * Listens for the events of one topic that other nodes publish with `publishEvent` (one listener per topic).
+   * @internal
+   */
+  onEvent (topic: string, listener: RoomEventListener): void {
+    this.#events.set(topic, listener)
   }
 
   /**
@@ -480,7 +501,12 @@ export class Hub {
   }
 
   #onEnvelope (envelope: Envelope): void {
-    if (envelope.origin === this.nodeId || (envelope.type !== 'rooms' && envelope.type !== 'all')) return
+    if (envelope.origin === this.nodeId) return
+    if (envelope.type === 'event') {
+      this.#events.get(envelope.topic)?.(envelope.room, envelope.payload, envelope.origin)
+      return
+    }
+    if (envelope.type !== 'rooms' && envelope.type !== 'all') return
     const message: Outgoing = { binary: envelope.binary, payload: envelope.payload }
     this.#deliver(message, envelope.type === 'all' ? null : envelope.rooms ?? [], envelope.except ?? null)
   }

@@ -70,6 +70,22 @@ describe('hubs over one bus', () => {
     await listener.close()
   })
 
+  test('a module event about a room reaches the listener of its topic on the other hubs, not the publisher', async () => {
+    const bus = new MemoryBus()
+    const a = await node(bus, {})
+    const b = await node(bus, {})
+    const seen = { a: [], b: [], other: [] }
+    a.hub.onEvent('presence', (room, payload, origin) => seen.a.push([room, payload.toString(), origin]))
+    b.hub.onEvent('presence', (room, payload, origin) => seen.b.push([room, payload.toString(), origin]))
+    b.hub.onEvent('other', () => seen.other.push('x'))
+    await a.hub.publishEvent('presence', 'lobby', Buffer.from('diff'))
+    await tick()
+    assert.deepEqual(seen, { a: [], b: [['lobby', 'diff', a.hub.nodeId]], other: [] })
+    await a.hub.stop()
+    await assert.rejects(a.hub.publishEvent('presence', 'lobby', Buffer.from('late')), { code: 'WSHUB_ERR_BROKER_CLOSED' })
+    await b.hub.stop()
+  })
+
   test('room broadcasts, except and sendAll reach members of the other hub; a hub ignores its own envelopes', async () => {
     const bus = new MemoryBus()
     const a = await node(bus, { a1: ['r'] })

@@ -56,13 +56,41 @@ test('bytes that are not an envelope fail to decode with WSHUB_ERR_INVALID_ENVEL
     'a truncated origin': [good.subarray(0, 5), /truncated/],
     'a room count beyond the message': [Buffer.concat([good.subarray(0, 7), Buffer.from([0xff, 0xff, 0xff, 0xff])]), /truncated/],
     'a truncated room': [good.subarray(0, 13), /truncated/],
-    'a reply with trailing bytes': [Buffer.concat([reply, Buffer.from([0])]), /trailing bytes/],
+    'a request with trailing bytes': [Buffer.concat([request, Buffer.from([0])]), /trailing bytes/],
     'a truncated reply': [reply.subarray(0, reply.length - 1), /truncated/],
-    'an unknown operation': [Buffer.concat([request.subarray(0, 11), Buffer.from([9]), request.subarray(12)]), /unknown request operation/]
+    'a truncated deadline': [request.subarray(0, 15), /truncated/],
+    'an unknown operation': [Buffer.concat([request.subarray(0, 19), Buffer.from([9]), request.subarray(20)]), /unknown request operation/]
   }
   for (const [what, [bytes, message]] of Object.entries(cases)) {
     assert.throws(() => decode(bytes), err => err instanceof WSHUB_ERR_INVALID_ENVELOPE && message.test(err.message), what)
   }
+})
+
+test('a request carries its deadline, a call its JSON; a reply may carry an outcome', () => {
+  const call = decode(encode({ origin: 'n', type: 'request', seq: 9, deadline: 1_790_000_000_123, op: 'call', target: 'm.a', payload: Buffer.from('{"method":"x"}') }))
+  assert.equal(call.deadline, 1_790_000_000_123)
+  assert.equal(call.op, 'call')
+  assert.equal(call.payload.toString(), '{"method":"x"}')
+  assert.equal(decode(encode({ origin: 'n', type: 'request', seq: 1, op: 'has', target: 'm.a' })).deadline, undefined, 'no deadline: none decoded')
+  const reply = decode(encode({ origin: 'n', type: 'reply', seq: 9, result: true, payload: Buffer.from('{"result":1}') }))
+  assert.equal(reply.payload.toString(), '{"result":1}')
+  assert.equal(decode(encode({ origin: 'n', type: 'reply', seq: 9, result: false })).payload, undefined)
+})
+
+test('a room message may carry its history offset, right after the origin; an event carries topic, room and bytes', () => {
+  const payload = Buffer.from('{"text":"hi"}')
+  const wire = encode({ origin: 'node', type: 'rooms', rooms: ['r'], offset: '1700000000000-0', binary: false, payload })
+  assert.equal(wire[1] & 0x40, 0x40)
+  assert.equal(wire[2 + 1 + 4], 15, 'the offset length follows the origin')
+  assert.equal(wire.toString('latin1', 2 + 1 + 4 + 1, 2 + 1 + 4 + 1 + 15), '1700000000000-0')
+  const decoded = decode(wire)
+  assert.equal(decoded.offset, '1700000000000-0')
+  assert.deepEqual(decoded.rooms, ['r'])
+  assert.ok(decoded.payload.equals(payload))
+  assert.equal(decode(encode({ origin: 'n', type: 'all', binary: false, payload })).offset, undefined)
+  const event = decode(encode({ origin: 'n', type: 'event', topic: 'presence', room: 'lobby', payload: Buffer.from([1, 2]) }))
+  assert.deepEqual({ ...event, payload: [...event.payload] }, { origin: 'n', type: 'event', topic: 'presence', room: 'lobby', payload: [1, 2] })
+  assert.throws(() => encode({ origin: 'n', type: 'all', offset: 'x'.repeat(256), binary: false, payload }), /offset of 256 bytes/)
 })
 
 test('a batch carries several envelopes in one message, in order; a lone envelope is a message too', () => {

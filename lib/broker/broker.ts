@@ -11,14 +11,32 @@ export interface BroadcastEnvelope {
   rooms?: string[]
   /** Connection ids left out. */
   except?: string[]
+  /** The message's offset in its room's history, when the room keeps one. */
+  offset?: string
   /** Whether the payload goes out as a binary frame (otherwise as text). */
   binary: boolean
   /** The serialized message. */
   payload: Buffer
 }
 
+/**
+ * An event of one of the hub's modules about a room (a presence change, say), for the nodes that
+ * have members of that room. `topic` names the module; the payload is the module's own.
+ */
+export interface EventEnvelope {
+  /** The id of the node that published the envelope. */
+  origin: string
+  type: 'event'
+  /** Which module the event is for. */
+  topic: string
+  /** The room it is about. */
+  room: string
+  /** The module's bytes. */
+  payload: Buffer
+}
+
 /** What a node may ask the node that owns a connection to do with it. */
-export type RequestOp = 'send' | 'close' | 'join' | 'leave' | 'has'
+export type RequestOp = 'send' | 'close' | 'join' | 'leave' | 'has' | 'call'
 
 /**
  * A directed call (`app.ws.send(id)`, `close(id)`, `join(id, room)`, `leave(id, room)`, `has(id)`) for a
@@ -31,6 +49,11 @@ export interface RequestEnvelope {
   type: 'request'
   /** The request number, unique among the origin's pending requests, echoed by the reply. */
   seq: number
+  /**
+   * When the asking node stops waiting (ms since the epoch, by the asking node's clock); the owner drops
+   * a request that reaches it later, unperformed. 0 or absent: no deadline.
+   */
+  deadline?: number
   op: RequestOp
   /** The connection id. */
   target: string
@@ -42,7 +65,7 @@ export interface RequestEnvelope {
   reason?: string
   /** `send`: whether the payload goes out as a binary frame. */
   binary?: boolean
-  /** `send`: the serialized message. */
+  /** `send`: the serialized message; `call`: the call, as JSON. */
   payload?: Buffer
 }
 
@@ -55,10 +78,12 @@ export interface ReplyEnvelope {
   seq: number
   /** The boolean the call resolves with (`false`: no such connection there). */
   result: boolean
+  /** `call`: the outcome, as JSON. */
+  payload?: Buffer
 }
 
 /** A message between hubs. */
-export type Envelope = BroadcastEnvelope | RequestEnvelope | ReplyEnvelope
+export type Envelope = BroadcastEnvelope | EventEnvelope | RequestEnvelope | ReplyEnvelope
 
 /** Called with every envelope published on a subscribed channel, by any node, the subscriber included. */
 export type EnvelopeListener = (envelope: Envelope) => void

@@ -1,45 +1,52 @@
 import { WSHUB_ERR_INVALID_ENVELOPE } from '../errors.js'
-import type { BroadcastEnvelope, Envelope, ReplyEnvelope, RequestEnvelope, RequestOp } from './broker.js'
+import type { BroadcastEnvelope, Envelope, EventEnvelope, ReplyEnvelope, RequestEnvelope, RequestOp } from './broker.js'
 
 // The wire format of envelopes between nodes: a short binary header, then the message bytes as they
 // are, so a Buffer sent to a room arrives as the same bytes and nothing is escaped or base64-encoded.
 // A broadcast is encoded once and published once, however many members it reaches. Integers are
 // big-endian; strings are UTF-8 with a length before them.
 //
-//   0  u8   format version (1)
-//   1  u8   kind: 1 rooms, 2 all, 3 request, 4 reply, 5 batch; | 0x10 binary payload; | 0x20 except list follows
+//   0  u8   format version (2)
+//   1  u8   kind: 1 rooms, 2 all, 3 request, 4 reply, 5 batch, 6 event; | 0x10 binary payload;
+//           | 0x20 except list follows; | 0x40 offset follows the origin
 //   2  u8   origin length, then the origin node id
+//   offset:   u8 length + bytes, right after the origin (rooms, all), so that a Redis script that
+//             learns the offset (a stream entry id) can insert it between the head and the rest
 //   rooms:    u32 count, then each room as u16 length + bytes
 //   except:   u32 count, then each id as u16 length + bytes
-//   request:  u32 seq, u8 op (1 send, 2 close, 3 join, 4 leave, 5 has), u16 length + target id;
+//   request:  u32 seq, f64 deadline (ms since the epoch, 0: none), u8 op (1 send, 2 close, 3 join,
+//             4 leave, 5 has, 6 call), u16 length + target id;
 //             join / leave: u16 length + room; close: u16 code, u8 length + reason
 //   reply:    u32 seq, u8 result (0 or 1)
-//   the rest: the payload (rooms, all, send)
+//   event:    u16 length + topic, u16 length + room
+//   the rest: the payload (rooms, all, send, call, reply, event)
 //   batch:    (no origin) u32 count, then each envelope as u32 length + its encoding: several envelopes
 //             published on one channel in one turn of the event loop travel as one Redis message
 //
 // A room message to one room from a node costs 2 + 1 + 8 + 4 + 2 + room bytes of header.
 
 /** The format version in the first byte; a decoder drops what it does not know. */
-export const FORMAT_VERSION = 1
+export const FORMAT_VERSION = 2
 
 const KIND_ROOMS = 1
 const KIND_ALL = 2
 const KIND_REQUEST = 3
 const KIND_REPLY = 4
 const KIND_BATCH = 5
+const KIND_EVENT = 6
 const FLAG_BINARY = 0x10
 const FLAG_EXCEPT = 0x20
+const FLAG_OFFSET = 0x40
 
-const OPS: readonly RequestOp[] = ['send', 'close', 'join', 'leave', 'has']
-const OP_CODES: Record<RequestOp, number> = { send: 1, close: 2, join: 3, leave: 4, has: 5 }
+const OPS: readonly RequestOp[] = ['send', 'close', 'join', 'leave', 'has', 'call']
+const OP_CODES: Record<RequestOp, number> = { send: 1, close: 2, join: 3, leave: 4, has: 5, call: 6 }
 const MAX_U16 = 0xffff
 const EMPTY = Buffer.alloc(0)
 
 /**
  * Encodes an envelope for the wire.
- * @throws WSHUB_ERR_INVALID_ENVELOPE for a field too long for its length prefix (an origin over 255
- * bytes, a room or target id over 65 535 bytes, a close reason over 255 bytes)
+ * @throws WSHUB_ERR_INVALID_ENVELOPE for a field too long for its length prefix (an origin, an offset or
+ * a close reason over 255 bytes, a room, topic or target id over 65 535 bytes)
  */
 export function encode (envelope: Envelope): Buffer {
   const originLength = byteLength(envelope.origin, 0xff, 'origin')
@@ -50,6 +57,7 @@ export function encode (envelope: Envelope): Buffer {
   let exceptLengths: number[] | null = null
   let roomLengths: number[] | null = null
   let extra = 0
+  let extra2 = 0
 
   switch (envelope.type) {
     case 'rooms':
@@ -57,6 +65,11 @@ export function encode (envelope: Envelope): Buffer {
       kind = envelope.type === 'rooms' ? KIND_ROOMS : KIND_ALL
       if (envelope.binary) kind |= FLAG_BINARY
       payload = envelope.payload
+      if (envelope.offset !== undefined) {
+        kind |= FLAG_OFFSET
+        extra = byteLength(envelope.offset, 0xff, 'offset')
+        size += 1 + extra
+      }
       if (envelope.type === 'rooms') {
         const rooms = envelope.rooms ?? []
         roomLengths = rooms.map(room => byteLength(room, MAX_U16, 'room'))
@@ -75,7 +88,7 @@ export function encode (envelope: Envelope): Buffer {
     }
     case 'request': {
       kind = KIND_REQUEST
-      size += 4 + 1 + 2 + byteLength(envelope.target, MAX_U16, 'target')
+      size += 4 + 8 + 1 + 2 + byteLength(envelope.target, MAX_U16, 'target')
       switch (envelope.op) {
         case 'join':
         case 'leave':
@@ -90,12 +103,23 @@ export function encode (envelope: Envelope): Buffer {
           if (envelope.binary === true) kind |= FLAG_BINARY
           payload = envelope.payload ?? EMPTY
           break
+        case 'call':
+          payload = envelope.payload ?? EMPTY
+          break
       }
       break
     }
     case 'reply':
       kind = KIND_REPLY
       size += 4 + 1
+      payload = envelope.payload ?? EMPTY
+      break
+    case 'event':
+      kind = KIND_EVENT
+      extra = byteLength(envelope.topic, MAX_U16, 'topic')
+      extra2 = byteLength(envelope.room, MAX_U16, 'room')
+      size += 2 + extra + 2 + extra2
+      payload = envelope.payload
       break
   }
 
@@ -108,6 +132,7 @@ export function encode (envelope: Envelope): Buffer {
   switch (envelope.type) {
     case 'rooms':
     case 'all':
+      if (envelope.offset !== undefined) offset = writeString(buffer, offset, envelope.offset, extra, 1)
       if (envelope.type === 'rooms') {
         const rooms = envelope.rooms ?? []
         offset = buffer.writeUInt32BE(rooms.length, offset)
@@ -120,6 +145,7 @@ export function encode (envelope: Envelope): Buffer {
       break
     case 'request':
       offset = buffer.writeUInt32BE(envelope.seq, offset)
+      offset = buffer.writeDoubleBE(envelope.deadline ?? 0, offset)
       buffer[offset++] = OP_CODES[envelope.op]
       offset = writeString(buffer, offset, envelope.target, Buffer.byteLength(envelope.target), 2)
       if (envelope.op === 'join' || envelope.op === 'leave') {
@@ -132,6 +158,10 @@ export function encode (envelope: Envelope): Buffer {
     case 'reply':
       offset = buffer.writeUInt32BE(envelope.seq, offset)
       buffer[offset++] = envelope.result ? 1 : 0
+      break
+    case 'event':
+      offset = writeString(buffer, offset, envelope.topic, extra, 2)
+      offset = writeString(buffer, offset, envelope.room, extra2, 2)
       break
   }
   payload.copy(buffer, offset)
@@ -189,18 +219,22 @@ export function decode (buffer: Buffer): Envelope {
   switch (kind) {
     case KIND_ROOMS:
     case KIND_ALL: {
+      const offset = (flags & FLAG_OFFSET) !== 0 ? reader.string(1) : undefined
       const envelope: BroadcastEnvelope = kind === KIND_ROOMS
         ? { origin, type: 'rooms', rooms: reader.strings(), binary, payload: EMPTY }
         : { origin, type: 'all', binary, payload: EMPTY }
+      if (offset !== undefined) envelope.offset = offset
       if ((flags & FLAG_EXCEPT) !== 0) envelope.except = reader.strings()
       envelope.payload = reader.rest()
       return envelope
     }
     case KIND_REQUEST: {
       const seq = reader.u32()
+      const deadline = reader.f64()
       const op = OPS[reader.u8() - 1]
       if (op === undefined) throw new WSHUB_ERR_INVALID_ENVELOPE('unknown request operation')
       const envelope: RequestEnvelope = { origin, type: 'request', seq, op, target: reader.string(2) }
+      if (deadline !== 0) envelope.deadline = deadline
       if (op === 'join' || op === 'leave') {
         envelope.room = reader.string(2)
       } else if (op === 'close') {
@@ -209,13 +243,21 @@ export function decode (buffer: Buffer): Envelope {
       } else if (op === 'send') {
         envelope.binary = binary
         envelope.payload = reader.rest()
+      } else if (op === 'call') {
+        envelope.payload = reader.rest()
       }
       reader.end()
       return envelope
     }
     case KIND_REPLY: {
       const envelope: ReplyEnvelope = { origin, type: 'reply', seq: reader.u32(), result: reader.u8() === 1 }
-      reader.end()
+      const payload = reader.rest()
+      if (payload.length > 0) envelope.payload = payload
+      return envelope
+    }
+    case KIND_EVENT: {
+      const envelope: EventEnvelope = { origin, type: 'event', topic: reader.string(2), room: reader.string(2), payload: EMPTY }
+      envelope.payload = reader.rest()
       return envelope
     }
     default:
@@ -265,6 +307,10 @@ class Reader {
 
   u32 (): number {
     return this.#buffer.readUInt32BE(this.#need(4))
+  }
+
+  f64 (): number {
+    return this.#buffer.readDoubleBE(this.#need(8))
   }
 
   string (prefix: 1 | 2): string {
