@@ -1,5 +1,5 @@
 // Tables and targets from the suite's results (bench/results/bench.json): the ratio table printed by
-// `npm run bench`, the README block written by readme-table.js, and the targets of issue 5.
+// `npm run bench`, the README block written by readme-table.js, and the targets.
 
 export const VARIANTS = ['ws', 'ws-frame-once', 'fastify-ws', 'socketio', 'hub-fn', 'hub-class']
 
@@ -33,7 +33,7 @@ export const ROWS = [
   { scenario: 'setup', key: 'serverCpuUsPerConnect', label: 'setup: server CPU us/connect', fmt: us, better: 'lower' }
 ]
 
-/** The targets of issue 5, each a ratio of medians of one run: variant / base `op` threshold. */
+/** The targets, each a ratio of medians of one run: variant / base `op` threshold. */
 export const TARGETS = ['hub-fn', 'hub-class'].flatMap((hub) => [
   { scenario: 'echo', key: 'msgsPerSec', variant: hub, base: 'ws', op: '>=', threshold: 0.95 },
   { scenario: 'echo', key: 'serverCpuUsPerMsg', variant: hub, base: 'ws', op: '<=', threshold: 1.1 },

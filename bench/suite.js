@@ -1,4 +1,4 @@
-// The benchmark suite of issue 5: fastify-ws-hub next to bare ws, ws framed once, @fastify/websocket and
+// The benchmark suite: fastify-ws-hub next to bare ws, ws framed once, @fastify/websocket and
 // Socket.IO 4, in four scenarios. Run by bench/run.js (`npm run bench [-- options]`):
 //
 //   --quick                 smoke run: 1 round, short windows, small sizes (a few seconds per scenario)
@@ -599,7 +599,7 @@ export async function main (argv) {
   const distAtStart = distHash()
   const ctx = context(opt)
   const results = {
-    bench: 'fastify-ws-hub suite (issue 5)',
+    bench: 'fastify-ws-hub suite',
     date: new Date().toISOString(),
     mode: opt.mode,
     config: opt,
@@ -649,7 +649,7 @@ export async function main (argv) {
     'cells: ratio of the medians to bare ws, then the median (min-max over the rounds); higher is better for rates, lower for latency, CPU and memory;',
     'ws and "ws, framed once" run the same echo and handshake code (their difference there is noise); they differ in fan-out only;',
     'server CPU = the server process\'s user+system time over the measured window (process.cpuUsage) / messages, deliveries or connects in it',
-    '', ratioTable(results, { minMax: true }), '', 'targets of issue 5 (ratios of medians, this run):')
+    '', ratioTable(results, { minMax: true }), '', 'targets (ratios of medians, this run):')
   for (const t of results.targets) {
     const paired = t.paired === null ? '' : `; within each round ${t.paired.min.toFixed(2)}-${t.paired.max.toFixed(2)}x (median ${t.paired.median.toFixed(2)}x)`
     lines.push(`  ${t.status.padEnd(4)} ${t.text}: ${t.ratio === null ? 'not measured' : `${t.ratio.toFixed(2)}x${paired}`}`)

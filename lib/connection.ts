@@ -67,7 +67,7 @@ export type ParamsOf<RouteGeneric extends RouteGenericInterface> = FastifyReques
 
 /**
  * Everything a connection is, shared by the function handler's `conn` ({@link Connection}) and the
- * class handler's `this` (`WebSocketHandler`). See API.md, "The connection".
+ * class handler's `this` (`WebSocketHandler`).
  */
 export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGenericInterface> {
   /** A string unique in the whole cluster; URL-safe. */
@@ -611,7 +611,7 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
 }
 
 /**
- * The connection a function handler receives (`conn`). See API.md, "The connection".
+ * The connection a function handler receives (`conn`).
  */
 export class Connection<RouteGeneric extends RouteGenericInterface = RouteGenericInterface> extends BaseConnection<RouteGeneric> {
   /** The next message: a `string` for a text frame, a `Buffer` for a binary one. */

@@ -1,6 +1,6 @@
 // Values shared across modules (as ws's lib/constants.js).
 
-/** The longest room name accepted, in characters (API.md: a room is a non-empty string of at most 256). */
+/** The longest room name accepted, in characters (a room is a non-empty string of at most 256 UTF-16 code units). */
 export const MAX_ROOM_LENGTH = 256
 
 /**
@@ -17,7 +17,7 @@ export const DEFAULT_CLOSE_TIMEOUT = 5_000
 /** WebSocket readyState values (as ws exports them), kept here so hot paths need no property look-up. */
 export const OPEN = 1
 
-/** Defaults of the registration options (API.md "Registering"). */
+/** Defaults of the registration options. */
 export const DEFAULTS = Object.freeze({
   maxPayload: 1_048_576,
   heartbeatInterval: 30_000,

@@ -3,8 +3,8 @@ import { BaseConnection, type Message, type ParamsOf } from './connection.js'
 import { kOnDisconnect } from './symbols.js'
 
 /**
- * The base of class handlers (Panther style). `this` is the connection, with every member of API.md's
- * connection table; override any of the three callbacks, each a no-op by default:
+ * The base of class handlers (Panther style). `this` is the connection, with every member of the
+ * connection; override any of the three callbacks, each a no-op by default:
  *
  * - `connect(params)` runs first, with the route's path parameters. The connection is accepted only
  *   by `this.accept()`; if `connect()` ends without it, the socket is closed with 1008. Messages that

@@ -9,7 +9,7 @@ export type BackpressureAction = 'close' | 'drop'
 /** What `rateLimit.action` may be. */
 export type RateLimitAction = 'close' | 'drop'
 
-/** The options of `app.register(wsHub, options)`; every one is optional. See API.md, "Registering". */
+/** The options of `app.register(wsHub, options)`; every one is optional. */
 export interface WsHubOptions {
   /** The largest frame accepted, in bytes; a larger one closes the socket with 1009. Default 1 MiB. */
   maxPayload?: number

@@ -1,4 +1,4 @@
-// Every member of API.md's connection table, on a function handler's `conn`, with real ws clients.
+// Every member of the connection, on a function handler's `conn`, with real ws clients.
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { Connection, WebSocketDisconnect } from '../dist/lib/index.js'

@@ -1,4 +1,4 @@
-// Every member of API.md's hub table (`app.ws`), used from HTTP routes as an application would, with
+// Every member of the hub (`app.ws`), used from HTTP routes as an application would, with
 // real ws clients.
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'

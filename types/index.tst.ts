@@ -45,7 +45,7 @@ import type * as wsHubModule from 'fastify-ws-hub'
 
 const app = Fastify()
 
-// Hooks declared apart from any route, typed with the default route generic (as in API.md's examples).
+// Hooks declared apart from any route, typed with the default route generic (as in the README's examples).
 async function authenticate (_request: FastifyRequest, _reply: FastifyReply): Promise<void> {}
 async function rateLimitByIp (_request: FastifyRequest, _reply: FastifyReply): Promise<void> {}
 
@@ -56,7 +56,7 @@ describe('registering', () => {
     expect(wsHub).type.toBe<FastifyPluginAsync<WsHubOptions>>()
   })
 
-  test('every option of API.md is accepted, with its default value', async () => {
+  test('every documented option is accepted, with its default value', async () => {
     await app.register(wsHub, {
       maxPayload: 1_048_576,
       heartbeat: { interval: 30_000 },
@@ -87,7 +87,7 @@ describe('registering', () => {
     expect(app.register).type.toBeCallableWith(wsHub, { prefix: '/ws', logLevel: 'warn' })
   })
 
-  test('the protection options beside API.md\'s: rateLimit, maxConnections, maxConnectionsPerIp', () => {
+  test('the protection options: rateLimit, maxConnections, maxConnectionsPerIp', () => {
     expect(app.register).type.toBeCallableWith(wsHub, { rateLimit: { max: 100, windowMs: 1000, action: 'close' } })
     expect(app.register).type.toBeCallableWith(wsHub, { rateLimit: { max: 100 } })
     expect(app.register).type.toBeCallableWith(wsHub, { rateLimit: false })
