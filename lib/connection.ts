@@ -13,11 +13,12 @@ import {
   WSHUB_ERR_NOT_ACCEPTED,
   WSHUB_ERR_UNEXPECTED_FRAME
 } from './errors.js'
+import type { JoinOptions, JoinResult, Recovery } from './history.js'
 import type { Hub, RoomSender } from './hub.js'
 import { Inbox, type Message } from './inbox.js'
 import { toJson, toWire, writeOutgoing, type Outgoing } from './message.js'
 import {
-  kDeliver, kFail, kHandlerReturned, kInit, kNext, kNextResult, kOnDisconnect, kOnMessage, kOnSocketClose, kSocketClosed, kStartDispatch, kTrySend
+  kDeliver, kFail, kHandlerReturned, kInit, kNext, kNextResult, kOnDisconnect, kOnMessage, kOnSocketClose, kSocketClosed, kStartDispatch, kTrySend, kRecovery
 } from './symbols.js'
 
 export type { Message }
@@ -126,6 +127,9 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
   [kOnSocketClose] (code: number, reason: Buffer): void {
     this.#onSocketClose(code, reason)
   }
+
+  /** The hand-over from a history replay to live delivery, once this connection has joined with `since`. @internal */
+  [kRecovery]: Recovery | undefined = undefined
 
   /** The route parameters (`request.params`). */
   get params (): ParamsOf<RouteGeneric> {
@@ -334,11 +338,16 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
     return RESOLVED
   }
 
-  /** Joins a room. A room is a non-empty string of at most 256 characters. */
-  join (room: string): Promise<void> {
+  /**
+   * Joins a room. A room is a non-empty string of at most 256 characters. With history on and `since`
+   * (the offset of the last message the client saw), first replays what came after it, then goes on
+   * live with nothing missing or twice; resolves `{ recovered: true, replayed }` when the message at
+   * `since` was still held, else `{ recovered: false, replayed: 0 }`.
+   */
+  join (room: string, options?: JoinOptions): Promise<JoinResult> {
     const err = this.#cannotSend()
     if (err !== null) return Promise.reject(err)
-    return this.hub.joinLocal(this, room)
+    return this.hub.joinLocal(this, room, options?.since)
   }
 
   /** Leaves a room. */
@@ -347,7 +356,7 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
   }
 
   /** Sends to every member of `room` except this connection, on every node. */
-  broadcast (room: string, data: unknown): Promise<void> {
+  broadcast (room: string, data: unknown): Promise<string | undefined> {
     return this.hub.to(room).except(this.id).send(data)
   }
 
@@ -363,6 +372,7 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
    */
   [kDeliver] (message: Outgoing): boolean {
     if (this.#state !== ACCEPTED || this.socket.readyState !== OPEN) return false
+    if (message.room !== undefined && this[kRecovery]?.intercept(message) === true) return true
     if (this.socket.bufferedAmount > this.hub.settings.backpressure.limit) return this.#overLimit()
     corkForTick(this.socket)
     writeOutgoing(this.socket, message)

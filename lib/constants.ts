@@ -26,7 +26,9 @@ export const DEFAULTS = Object.freeze({
   keyPrefix: 'wshub:',
   nodeTtl: 15_000,
   requestTimeout: 5_000,
-  rateLimitWindow: 1_000
+  rateLimitWindow: 1_000,
+  historySize: 100,
+  historyTtl: 300_000
 } as const)
 
 /** How many connections `app.close()` closes before it yields to the event loop. */

@@ -44,6 +44,10 @@ export const WSHUB_ERR_INVALID_JSON = createError<'WSHUB_ERR_INVALID_JSON', 400,
 export const WSHUB_ERR_INVALID_PAYLOAD = createError<'WSHUB_ERR_INVALID_PAYLOAD', 500, [string]>(
   'WSHUB_ERR_INVALID_PAYLOAD', 'Cannot send this value: %s', 500, TypeError)
 
+/** An argument of a hub or connection method has the wrong type or value (a presence key or meta, a history limit). */
+export const WSHUB_ERR_INVALID_ARGUMENT = createError<'WSHUB_ERR_INVALID_ARGUMENT', 400, [string, string]>(
+  'WSHUB_ERR_INVALID_ARGUMENT', 'Invalid %s: expected %s', 400, TypeError)
+
 // -- the hub and its broker ---------------------------------------------------------------------------
 
 /** The hub was used after `app.close()` shut its broker down. */

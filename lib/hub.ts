@@ -1,12 +1,13 @@
 import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { WebSocket, WebSocketServer } from 'ws'
-import type { Broker, Envelope, Presence, RequestEnvelope } from './broker/broker.js'
+import type { BroadcastEnvelope, Broker, Envelope, Presence, RequestEnvelope } from './broker/broker.js'
 import { Cluster, ownerOf, type RequestFields } from './cluster.js'
 import { closeError } from './close.js'
 import type { BaseConnection } from './connection.js'
 import { CLOSE_BATCH, DEFAULTS, MAX_ROOM_LENGTH, OPEN } from './constants.js'
-import { CloseCode, WSHUB_ERR_BROKER_CLOSED, WSHUB_ERR_INVALID_ROOM } from './errors.js'
+import { CloseCode, WSHUB_ERR_BROKER_CLOSED, WSHUB_ERR_INVALID_ARGUMENT, WSHUB_ERR_INVALID_ROOM } from './errors.js'
+import type { History, HistoryEntry, JoinResult } from './history.js'
 import { serialize, type Outgoing } from './message.js'
 import type { ResolvedOptions } from './options.js'
 import { RoomRegistry } from './rooms.js'
@@ -40,6 +41,12 @@ const DEFAULT_SETTINGS: HubSettings = {
   requestTimeout: DEFAULTS.requestTimeout
 }
 
+/** The optional capabilities a hub delegates to. */
+export interface HubModules {
+  /** Room history and recovery (the `history` option). */
+  history?: History | null
+}
+
 /** This node's figures: `connections` and `rooms` are current counts, the rest cumulative. */
 export interface HubStats extends HubCounters {
   connections: number
@@ -53,6 +60,7 @@ export type RoomEventListener = (room: string, payload: Buffer, origin: string) 
 export const BROADCAST_CHANNEL = 'broadcast'
 
 const RESOLVED = Promise.resolve()
+const NOT_RECOVERED: Promise<JoinResult> = Promise.resolve(Object.freeze({ recovered: false, replayed: 0 }))
 /** What `sendAll` addresses: every connection rather than the members of some rooms. */
 const ALL = Symbol('fastify-ws-hub.all')
 
@@ -120,9 +128,10 @@ export class RoomSender {
   /**
    * Sends to every member, on every node, serialized and framed once. A member of several of the rooms
    * gets the message once. Resolves when local members have been written to and the message has been
-   * handed to the broker for the other nodes.
+   * handed to the broker for the other nodes; with history on, a message to one room resolves with its
+   * offset (otherwise with undefined).
    */
-  send (data: unknown): Promise<void> {
+  send (data: unknown): Promise<string | undefined> {
     if (this.#error !== null) return Promise.reject(this.#error)
     let message: Outgoing
     try {
@@ -130,7 +139,7 @@ export class RoomSender {
     } catch (err) {
       return Promise.reject(err)
     }
-    return this.#hub.publish(message, this.#rooms, this.#except)
+    return this.#hub.publish(message, this.#rooms, this.#except, data)
   }
 }
 
@@ -167,11 +176,13 @@ export class Hub {
   readonly #log: FastifyBaseLogger
   readonly #disconnecting = new Set<Promise<void>>()
   readonly #events = new Map<string, RoomEventListener>()
+  readonly #history: History | null
   #closed = false
 
   /** @internal */
-  constructor (broker: Broker, log: FastifyBaseLogger, settings: Partial<HubSettings> = {}) {
+  constructor (broker: Broker, log: FastifyBaseLogger, settings: Partial<HubSettings> = {}, modules: HubModules = {}) {
     this.#broker = broker
+    this.#history = modules.history ?? null
     this.#presence = broker.presence ?? null
     this.#log = log
     this.settings = { ...DEFAULT_SETTINGS, ...settings }
@@ -269,13 +280,13 @@ export class Hub {
   }
 
   /** The same as `to(room).send(data)`. */
-  broadcast (room: string, data: unknown): Promise<void> {
+  broadcast (room: string, data: unknown): Promise<string | undefined> {
     return new RoomSender(this, room).send(data)
   }
 
   /** Sends to every connection on every node. */
   sendAll (data: unknown): Promise<void> {
-    return new RoomSender(this, ALL).send(data)
+    return new RoomSender(this, ALL).send(data) as Promise<undefined>
   }
 
   /** Puts a connection in a room. Resolves false for an unknown id. */
@@ -315,6 +326,20 @@ export class Hub {
   }
 
   /**
+   * The messages kept in a room's history, oldest first, as `{ offset, data }` (`data` as it was sent:
+   * a string, a Buffer or the JSON value, stamped when `stamp` is set). With `since`, the messages after
+   * that offset (at most `limit`); without, the last `limit`. Empty without history.
+   */
+  history (room: string, options: { since?: unknown, limit?: number } = {}): Promise<HistoryEntry[]> {
+    const invalid = roomError(room)
+    if (invalid !== null) return Promise.reject(invalid)
+    const limit = options.limit ?? Number.MAX_SAFE_INTEGER
+    if (!Number.isSafeInteger(limit) || limit <= 0) return Promise.reject(new WSHUB_ERR_INVALID_ARGUMENT('limit', 'a positive integer'))
+    if (this.#history === null) return Promise.resolve([])
+    return this.#history.list(room, options.since, limit)
+  }
+
+  /**
    * This node's figures, synchronously: `connections` and `rooms` are current counts, the rest
    * cumulative (`messagesOut` counts one per recipient).
    */
@@ -330,11 +355,17 @@ export class Hub {
    * Puts a local connection in a room (`conn.join`).
    * @internal
    */
-  joinLocal (conn: BaseConnection, room: string): Promise<void> {
+  joinLocal (conn: BaseConnection, room: string, since?: unknown): Promise<JoinResult> {
     const invalid = roomError(room)
     if (invalid !== null) return Promise.reject(invalid)
+    if (since !== undefined && this.#history !== null) {
+      return this.#history.join(conn, room, since, () => {
+        this.#setMembership(conn, room, true)
+        return RESOLVED
+      })
+    }
     this.#setMembership(conn, room, true)
-    return RESOLVED
+    return NOT_RECOVERED
   }
 
   /**
@@ -353,14 +384,15 @@ export class Hub {
    * then hands it to the broker for the other nodes.
    * @internal
    */
-  publish (message: Outgoing, rooms: string[] | null, except: string[] | null): Promise<void> {
+  publish (message: Outgoing, rooms: string[] | null, except: string[] | null, data?: unknown): Promise<string | undefined> {
     if (this.#closed) return Promise.reject(new WSHUB_ERR_BROKER_CLOSED())
+    if (this.#history !== null && rooms !== null) return this.#publishKept(this.#history, message, rooms, except, data)
     this.#deliver(message, rooms, except)
     const envelope: Envelope = rooms === null
       ? { origin: this.nodeId, type: 'all', binary: message.binary, payload: message.payload }
       : { origin: this.nodeId, type: 'rooms', rooms, binary: message.binary, payload: message.payload }
     if (except !== null) envelope.except = except
-    return this.#broker.publish(BROADCAST_CHANNEL, envelope)
+    return this.#broker.publish(BROADCAST_CHANNEL, envelope) as Promise<undefined>
   }
 
   /**
@@ -445,7 +477,29 @@ export class Hub {
     this.#closed = true
     this.#cluster.stop()
     await this.#presence?.stop()
+    await this.#history?.close()
     await this.#broker.close()
+  }
+
+  /**
+   * A room message with history on: kept in each room's history. A message to one room is appended (and
+   * published to the other nodes with its offset by the store) before local delivery, which needs the
+   * offset: for the stamp, and for a hand-over in progress on this node.
+   */
+  #publishKept (history: History, message: Outgoing, rooms: string[], except: string[] | null, data: unknown): Promise<string | undefined> {
+    const envelope: BroadcastEnvelope = { origin: this.nodeId, type: 'rooms', rooms, binary: message.binary, payload: message.payload }
+    if (except !== null) envelope.except = except
+    if (rooms.length === 1) {
+      return history.appendOne(rooms[0]!, data, message, envelope, BROADCAST_CHANNEL).then(local => {
+        this.#deliver(local, rooms, except)
+        if (local.offset !== undefined) return local.offset
+        // The store failed (Redis down): the other nodes get it as without history, if at all.
+        delete envelope.offset
+        return this.#broker.publish(BROADCAST_CHANNEL, envelope) as Promise<undefined>
+      })
+    }
+    this.#deliver(message, rooms, except)
+    return Promise.all([history.appendMany(rooms, data, message), this.#broker.publish(BROADCAST_CHANNEL, envelope)]).then(() => undefined)
   }
 
   #move (id: string, room: string, join: boolean): Promise<boolean> {
@@ -508,6 +562,10 @@ export class Hub {
     }
     if (envelope.type !== 'rooms' && envelope.type !== 'all') return
     const message: Outgoing = { binary: envelope.binary, payload: envelope.payload }
+    if (envelope.offset !== undefined && envelope.rooms?.length === 1) {
+      message.room = envelope.rooms[0]!
+      message.offset = envelope.offset
+    }
     this.#deliver(message, envelope.type === 'all' ? null : envelope.rooms ?? [], envelope.except ?? null)
   }
 

@@ -4,9 +4,11 @@ import fp from 'fastify-plugin'
 import type { Broker } from './broker/broker.js'
 import { MemoryBroker } from './broker/memory.js'
 import { isRedisClient, RedisBroker } from './broker/redis.js'
+import { RedisHistoryStore } from './broker/redis-history.js'
 import { WSHUB_ERR_INVALID_OPTION } from './errors.js'
 import { UpgradeGuard } from './guard.js'
 import { Heartbeat } from './heartbeat.js'
+import { History, MemoryHistoryStore } from './history.js'
 import { Hub } from './hub.js'
 import { resolveOptions, type ResolvedOptions, type WsHubOptions } from './options.js'
 import { createWsRoute, type WsRouteMethod } from './route.js'
@@ -51,6 +53,16 @@ async function createBroker (fastify: FastifyInstance, options: ResolvedOptions)
   return broker
 }
 
+/** The history module the options ask for: in Redis with a Redis broker, in memory otherwise, or none. */
+function createHistory (broker: Broker, options: ResolvedOptions): History | null {
+  const history = options.history
+  if (history === false) return null
+  const store = broker instanceof RedisBroker
+    ? new RedisHistoryStore(broker, history.size, history.ttl, history.stamp)
+    : new MemoryHistoryStore(broker, history.size, history.ttl, history.stamp)
+  return new History(store, history)
+}
+
 /**
  * The plugin: validates the options, builds the hub on the in-process or the Redis broker, decorates
  * `app.ws` and `app.wsRoute`, registers `@fastify/websocket` unless the app already has, installs the
@@ -59,11 +71,12 @@ async function createBroker (fastify: FastifyInstance, options: ResolvedOptions)
 const wsHubPlugin: FastifyPluginAsync<WsHubOptions> = async function wsHub (fastify: FastifyInstance, opts: WsHubOptions) {
   const options = resolveOptions(opts)
 
-  const hub = new Hub(await createBroker(fastify, options), fastify.log, {
+  const broker = await createBroker(fastify, options)
+  const hub = new Hub(broker, fastify.log, {
     backpressure: options.backpressure,
     rateLimit: options.rateLimit,
     requestTimeout: options.requestTimeout
-  })
+  }, { history: createHistory(broker, options) })
   try {
     await hub.start()
   } catch (err) {
@@ -143,6 +156,7 @@ export type {
 export { BaseConnection, Connection, type Message, type ParamsOf } from './connection.js'
 export * from './errors.js'
 export { WebSocketHandler, type WebSocketHandlerClass } from './handler.js'
-export { Hub, RoomSender, type HubCounters, type HubSettings, type HubStats } from './hub.js'
+export { Hub, RoomSender, type HubCounters, type HubModules, type HubSettings, type HubStats } from './hub.js'
+export type { HistoryEntry, JoinOptions, JoinResult } from './history.js'
 export type { BackpressureAction, RateLimitAction, WsHubOptions } from './options.js'
 export type { PathParams, WsHandlerFunction, WsRouteHandler, WsRouteMethod, WsRouteOptions, WsRouteShorthandOptions } from './route.js'

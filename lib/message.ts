@@ -13,6 +13,10 @@ export interface Outgoing {
   binary: boolean
   payload: Buffer
   frame?: Buffer[]
+  /** A message of one room's history: the room (for the hand-over after a reconnect). */
+  room?: string
+  /** A message of one room's history: its offset. */
+  offset?: string
 }
 
 /**

@@ -2,6 +2,7 @@ import type { WebsocketPluginOptions } from '@fastify/websocket'
 import type { RedisInput } from './broker/redis.js'
 import { DEFAULT_CLOSE_TIMEOUT, DEFAULTS } from './constants.js'
 import { WSHUB_ERR_INVALID_OPTION } from './errors.js'
+import type { HistoryOptions } from './history.js'
 
 /** What `backpressure.action` may be. */
 export type BackpressureAction = 'close' | 'drop'
@@ -40,6 +41,12 @@ export interface WsHubOptions {
   maxConnectionsPerIp?: number
   /** Passed through to `@fastify/websocket` when the hub registers it. */
   websocket?: WebsocketPluginOptions
+  /**
+   * Keep each room's recent messages for recovery after a reconnect: the last `size` (default 100), none
+   * older than `ttl` ms (default 300 000); `stamp` names a property set to the message's offset in
+   * single-room plain-object messages. In Redis with `redis`, in memory otherwise. Default `false` (off).
+   */
+  history?: false | { size?: number, ttl?: number, stamp?: string }
 }
 
 /** The options with every default filled in. */
@@ -57,11 +64,13 @@ export interface ResolvedOptions {
   maxConnections: number
   maxConnectionsPerIp: number
   websocket: WebsocketPluginOptions
+  history: false | HistoryOptions
 }
 
 const KNOWN = new Set([
   'maxPayload', 'heartbeat', 'backpressure', 'allowedOrigins', 'redis', 'keyPrefix', 'nodeTtl',
-  'requestTimeout', 'closeTimeout', 'rateLimit', 'maxConnections', 'maxConnectionsPerIp', 'websocket'
+  'requestTimeout', 'closeTimeout', 'rateLimit', 'maxConnections', 'maxConnectionsPerIp', 'websocket',
+  'history'
 ])
 
 // Options that Fastify's register() itself takes and passes on to every plugin.
@@ -118,6 +127,18 @@ function rateLimit (value: unknown): ResolvedOptions['rateLimit'] {
   }
 }
 
+function history (value: unknown): ResolvedOptions['history'] {
+  if (value === undefined || value === false) return false
+  if (!isPlainObject(value)) fail('history', 'false or { size, ttl, stamp }', value)
+  const stamp = value.stamp
+  if (stamp !== undefined && (typeof stamp !== 'string' || stamp.length === 0)) fail('history.stamp', 'a non-empty property name', stamp)
+  return {
+    size: positiveInteger('history.size', value.size, DEFAULTS.historySize),
+    ttl: positiveInteger('history.ttl', value.ttl, DEFAULTS.historyTtl),
+    stamp: stamp ?? null
+  }
+}
+
 function redis (value: unknown): ResolvedOptions['redis'] {
   if (value === undefined) return undefined
   if (value !== true && typeof value !== 'string' && !isPlainObject(value)) {
@@ -154,6 +175,7 @@ export function resolveOptions (options: unknown): ResolvedOptions {
     rateLimit: rateLimit(options.rateLimit),
     maxConnections: positiveInteger('maxConnections', options.maxConnections, Infinity),
     maxConnectionsPerIp: positiveInteger('maxConnectionsPerIp', options.maxConnectionsPerIp, Infinity),
-    websocket: websocket as WebsocketPluginOptions
+    websocket: websocket as WebsocketPluginOptions,
+    history: history(options.history)
   }
 }

@@ -25,3 +25,5 @@ export const kOnMessage = Symbol('fastify-ws-hub.onMessage')
 export const kOnSocketClose = Symbol('fastify-ws-hub.onSocketClose')
 /** Takes the next message from the connection's receive queue as an async iterator's result. */
 export const kNextResult = Symbol('fastify-ws-hub.nextResult')
+/** A connection's hand-over from history replay to live delivery, per room (created on first use). */
+export const kRecovery = Symbol('fastify-ws-hub.recovery')

@@ -249,7 +249,23 @@ export class RedisBroker implements Broker {
     await Promise.all(closing)
   }
 
-  #run (script: LuaScript, args: string[], bounded: boolean): Promise<unknown> {
+  /** The prefix of every channel and key. */
+  get keyPrefix (): string {
+    return this.#prefix
+  }
+
+  /**
+   * Runs a Lua script that declares its keys on the command connection, in order with the broker's own
+   * commands (EVAL the first time on a connection, EVALSHA later); `buffers` answers bulk strings as
+   * Buffers. Rejects with `WSHUB_ERR_REDIS_UNAVAILABLE` when Redis is down or, when `bounded`, does not
+   * answer within the request timeout.
+   * @internal
+   */
+  script (script: LuaScript, keys: readonly string[], args: ReadonlyArray<string | Buffer>, bounded: boolean, buffers = false): Promise<unknown> {
+    return this.#run(script, args, bounded, keys, buffers)
+  }
+
+  #run (script: LuaScript, args: ReadonlyArray<string | Buffer>, bounded: boolean, keys: readonly string[] = [], buffers = false): Promise<unknown> {
     const pub = this.#pub
     if (this.#state === CLOSED) return Promise.reject(new WSHUB_ERR_BROKER_CLOSED())
     if (pub.status !== 'ready') return Promise.reject(new WSHUB_ERR_REDIS_UNAVAILABLE('the connection to Redis is down'))
@@ -257,16 +273,20 @@ export class RedisBroker implements Broker {
     // The first use of a script on a connection is an EVAL, which also loads it; later ones are EVALSHA.
     // Falling back to EVAL on a NOSCRIPT reply instead would send that write after the commands that
     // followed it, and presence writes must stay in order (a join, then its leave).
+    // ioredis has a Buffer-answering twin of every command, though its types declare few of them.
+    const twins = pub as unknown as Record<'evalshaBuffer' | 'evalBuffer', Redis['evalsha']>
+    const evalsha = buffers ? twins.evalshaBuffer : pub.evalsha
+    const evalLua = buffers ? twins.evalBuffer : pub.eval
     if (this.#loaded.has(script.sha)) {
-      result = pub.evalsha(script.sha, 0, ...args).catch((err: Error) => {
+      result = evalsha.call(pub, script.sha, keys.length, ...keys, ...args).catch((err: Error) => {
         // Only if someone ran SCRIPT FLUSH on this connection's server.
         /* c8 ignore next 3 */
         if (!err.message.startsWith('NOSCRIPT')) throw err
-        return pub.eval(script.lua, 0, ...args)
+        return evalLua.call(pub, script.lua, keys.length, ...keys, ...args)
       })
     } else {
       this.#loaded.add(script.sha)
-      result = pub.eval(script.lua, 0, ...args)
+      result = evalLua.call(pub, script.lua, keys.length, ...keys, ...args)
     }
     return bounded ? this.#bounded(result, script.name) : result
   }
