@@ -350,6 +350,20 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
     return this.hub.joinLocal(this, room, options?.since)
   }
 
+  /**
+   * Tracks this connection's presence in `room` under `key` (a user id, say) with `meta` (a JSON
+   * object): an entry of `app.ws.presence(room)`, announced as a join. Tracking the same room and key
+   * again replaces the meta. Ending the connection untracks everything it tracked.
+   */
+  track (room: string, key: string, meta?: object): Promise<void> {
+    return this.hub.track(this, room, key, meta)
+  }
+
+  /** Untracks this connection's entry of `key` in `room` (announced as a leave). */
+  untrack (room: string, key: string): Promise<void> {
+    return this.hub.untrack(this, room, key)
+  }
+
   /** Leaves a room. */
   leave (room: string): Promise<void> {
     return this.hub.leaveLocal(this, room)

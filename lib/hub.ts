@@ -10,6 +10,7 @@ import { CloseCode, WSHUB_ERR_BROKER_CLOSED, WSHUB_ERR_INVALID_ARGUMENT, WSHUB_E
 import type { History, HistoryEntry, JoinResult } from './history.js'
 import { serialize, type Outgoing } from './message.js'
 import type { ResolvedOptions } from './options.js'
+import { MemoryTrackerStore, Tracker, type PresenceListener, type PresenceState } from './presence.js'
 import { RoomRegistry } from './rooms.js'
 import { kDeliver, kSocketClosed, kTrySend } from './symbols.js'
 
@@ -45,6 +46,8 @@ const DEFAULT_SETTINGS: HubSettings = {
 export interface HubModules {
   /** Room history and recovery (the `history` option). */
   history?: History | null
+  /** Tracked presence (`conn.track`, `presence(room)`); in this process's memory by default. */
+  tracker?: Tracker
 }
 
 /** This node's figures: `connections` and `rooms` are current counts, the rest cumulative. */
@@ -91,6 +94,12 @@ export function roomError (room: unknown): Error | null {
     ? room.length > 40 ? `"${room.slice(0, 40)}..." (${room.length} characters)` : JSON.stringify(room)
     : typeof room
   return new WSHUB_ERR_INVALID_ROOM(shown)
+}
+
+function checkEvent (event: unknown, listener: unknown): PresenceListener {
+  if (event !== 'presence') throw new WSHUB_ERR_INVALID_ARGUMENT('event', "'presence'")
+  if (typeof listener !== 'function') throw new WSHUB_ERR_INVALID_ARGUMENT('listener', 'a function')
+  return listener as PresenceListener
 }
 
 /**
@@ -177,12 +186,14 @@ export class Hub {
   readonly #disconnecting = new Set<Promise<void>>()
   readonly #events = new Map<string, RoomEventListener>()
   readonly #history: History | null
+  readonly #tracker: Tracker
   #closed = false
 
   /** @internal */
   constructor (broker: Broker, log: FastifyBaseLogger, settings: Partial<HubSettings> = {}, modules: HubModules = {}) {
     this.#broker = broker
     this.#history = modules.history ?? null
+    this.#tracker = modules.tracker ?? new Tracker(new MemoryTrackerStore(), log)
     this.#presence = broker.presence ?? null
     this.#log = log
     this.settings = { ...DEFAULT_SETTINGS, ...settings }
@@ -198,6 +209,8 @@ export class Hub {
   async start (): Promise<void> {
     await this.#broker.subscribe(BROADCAST_CHANNEL, envelope => this.#onEnvelope(envelope))
     await this.#cluster.start()
+    await this.#tracker.start(this)
+    this.registry.on('remove', (conn: BaseConnection) => this.#tracker.untrackAll(conn.id))
     const presence = this.#presence
     if (presence !== null) {
       await presence.start(this.nodeId, () => this.#snapshot())
@@ -323,6 +336,59 @@ export class Hub {
   rooms (): Promise<string[]> {
     if (this.#presence !== null) return this.#presence.rooms()
     return Promise.resolve([...this.registry.rooms.keys()])
+  }
+
+  /**
+   * Who is in a room, cluster-wide: for each key that connections track there (`conn.track`), one
+   * `{ id, meta }` per tracking connection. Costs time in the size of the room's presence.
+   */
+  presence (room: string): Promise<PresenceState> {
+    const invalid = roomError(room)
+    if (invalid !== null) return Promise.reject(invalid)
+    return this.#tracker.presence(room)
+  }
+
+  /**
+   * Listens for `'presence'` events: `{ room, joins, leaves }` for every change of the presence of a
+   * room with a member on this node, made on any node. Returns the hub.
+   */
+  on (event: 'presence', listener: PresenceListener): this {
+    this.#tracker.on(checkEvent(event, listener))
+    return this
+  }
+
+  /** Removes a `'presence'` listener. Returns the hub. */
+  off (event: 'presence', listener: PresenceListener): this {
+    this.#tracker.off(checkEvent(event, listener))
+    return this
+  }
+
+  /**
+   * Tracks a key in a room for a local connection (`conn.track`).
+   * @internal
+   */
+  track (conn: BaseConnection, room: string, key: string, meta?: object): Promise<void> {
+    const invalid = roomError(room)
+    if (invalid !== null) return Promise.reject(invalid)
+    return this.#tracker.track(conn, room, key, meta)
+  }
+
+  /**
+   * Untracks a key in a room for a local connection (`conn.untrack`).
+   * @internal
+   */
+  untrack (conn: BaseConnection, room: string, key: string): Promise<void> {
+    const invalid = roomError(room)
+    if (invalid !== null) return Promise.reject(invalid)
+    return this.#tracker.untrack(conn.id, room, key)
+  }
+
+  /**
+   * Whether this node has a member of `room`.
+   * @internal
+   */
+  hasLocalMembers (room: string): boolean {
+    return this.registry.rooms.has(room)
   }
 
   /**
@@ -466,6 +532,7 @@ export class Hub {
     }
     // Every connection has left its rooms: take this node out of cluster-wide presence while the
     // Redis client is surely still open (@fastify/redis closes app.redis in its own onClose hook).
+    await this.#tracker.stop()
     await this.#presence?.stop()
   }
 
@@ -476,6 +543,7 @@ export class Hub {
   async stop (): Promise<void> {
     this.#closed = true
     this.#cluster.stop()
+    await this.#tracker.stop()
     await this.#presence?.stop()
     await this.#history?.close()
     await this.#broker.close()

@@ -5,11 +5,13 @@ import type { Broker } from './broker/broker.js'
 import { MemoryBroker } from './broker/memory.js'
 import { isRedisClient, RedisBroker } from './broker/redis.js'
 import { RedisHistoryStore } from './broker/redis-history.js'
+import { RedisTrackerStore } from './broker/redis-tracker.js'
 import { WSHUB_ERR_INVALID_OPTION } from './errors.js'
 import { UpgradeGuard } from './guard.js'
 import { Heartbeat } from './heartbeat.js'
 import { History, MemoryHistoryStore } from './history.js'
 import { Hub } from './hub.js'
+import { MemoryTrackerStore, Tracker } from './presence.js'
 import { resolveOptions, type ResolvedOptions, type WsHubOptions } from './options.js'
 import { createWsRoute, type WsRouteMethod } from './route.js'
 
@@ -63,6 +65,12 @@ function createHistory (broker: Broker, options: ResolvedOptions): History | nul
   return new History(store, history)
 }
 
+/** Tracked presence: in Redis with a Redis broker, in memory otherwise. */
+function createTracker (fastify: FastifyInstance, broker: Broker, options: ResolvedOptions): Tracker {
+  const store = broker instanceof RedisBroker ? new RedisTrackerStore(broker, options.nodeTtl) : new MemoryTrackerStore()
+  return new Tracker(store, fastify.log)
+}
+
 /**
  * The plugin: validates the options, builds the hub on the in-process or the Redis broker, decorates
  * `app.ws` and `app.wsRoute`, registers `@fastify/websocket` unless the app already has, installs the
@@ -76,7 +84,7 @@ const wsHubPlugin: FastifyPluginAsync<WsHubOptions> = async function wsHub (fast
     backpressure: options.backpressure,
     rateLimit: options.rateLimit,
     requestTimeout: options.requestTimeout
-  }, { history: createHistory(broker, options) })
+  }, { history: createHistory(broker, options), tracker: createTracker(fastify, broker, options) })
   try {
     await hub.start()
   } catch (err) {
@@ -158,5 +166,6 @@ export * from './errors.js'
 export { WebSocketHandler, type WebSocketHandlerClass } from './handler.js'
 export { Hub, RoomSender, type HubCounters, type HubModules, type HubSettings, type HubStats } from './hub.js'
 export type { HistoryEntry, JoinOptions, JoinResult } from './history.js'
+export type { PresenceDiff, PresenceEntry, PresenceListener, PresenceMeta, PresenceState } from './presence.js'
 export type { BackpressureAction, RateLimitAction, WsHubOptions } from './options.js'
 export type { PathParams, WsHandlerFunction, WsRouteHandler, WsRouteMethod, WsRouteOptions, WsRouteShorthandOptions } from './route.js'

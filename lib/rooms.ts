@@ -10,7 +10,7 @@ const EMPTY: ReadonlySet<string> = Object.freeze(new Set<string>())
 /**
  * The local indexes of a hub, as a plain data structure with no I/O (after socket.io's in-memory
  * adapter): connections by id, members by room, and rooms by member. It emits `create-room`,
- * `delete-room`, `join-room` and `leave-room` so that a broker that keeps cluster-wide presence can
+ * `delete-room`, `join-room`, `leave-room` and `remove` so that a broker that keeps cluster-wide presence can
  * follow along.
  *
  * Membership sets are created on a member's first join, so a connection that never joins a room costs
@@ -28,7 +28,7 @@ export class RoomRegistry<M extends Member> extends EventEmitter {
     this.connections.set(member.id, member)
   }
 
-  /** Removes a member from every room it is in and from the id index. */
+  /** Removes a member from every room it is in and from the id index, then emits `remove`. */
   remove (member: M): void {
     const rooms = this.#memberships.get(member)
     if (rooms !== undefined) {
@@ -36,6 +36,7 @@ export class RoomRegistry<M extends Member> extends EventEmitter {
       this.#memberships.delete(member)
     }
     this.connections.delete(member.id)
+    this.emit('remove', member)
   }
 
   /** Puts a member into a room; returns false when it was already there. */
