@@ -5,6 +5,7 @@ import { buildApp } from './app.js'
 
 const app = await buildApp({
   redis: process.env.REDIS_URL,
+  nodeTtl: process.env.NODE_TTL ? Number(process.env.NODE_TTL) : undefined,
   logger: { level: process.env.LOG_LEVEL ?? 'info' }
 })
 await app.listen({ port: Number(process.env.PORT ?? 3000), host: process.env.HOST ?? '127.0.0.1' })

@@ -134,6 +134,8 @@ export class Tracker {
   constructor (store: TrackerStore, log: FastifyBaseLogger) {
     this.#store = store
     this.#log = log
+    // One listener per connection is a fair use (a chat that tells each socket): no leak warning.
+    this.#events.setMaxListeners(0)
   }
 
   /** @internal */

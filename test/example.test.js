@@ -5,7 +5,13 @@ import { once } from 'node:events'
 import { test } from 'node:test'
 import { Client, startExample } from './helpers.js'
 
-const json = async client => JSON.parse(await client.next())
+/** The next message of a client that is not a presence diff, without its history offset. */
+async function json (client) {
+  for (;;) {
+    const { offset, ...message } = JSON.parse(await client.next())
+    if (message.type !== 'presence') return message
+  }
+}
 
 test('the example: page, chat room with nicknames and counts, lobby feed, announce from POST, clean shutdown', async t => {
   const { child, base } = await startExample(t)
@@ -14,9 +20,10 @@ test('the example: page, chat room with nicknames and counts, lobby feed, announ
   const page = await fetch(base)
   assert.equal(page.status, 200)
   assert.match(page.headers.get('content-type'), /text\/html/)
-  assert.match(await page.text(), /<script src="\/chat.js">/)
+  assert.match(await page.text(), /<script type="module" src="\/chat.js">/)
   const script = await fetch(`${base}/chat.js`)
-  assert.match(await script.text(), /new WebSocket\(/)
+  assert.match(await script.text(), /new ReconnectingWebSocket\(/)
+  assert.match(await (await fetch(`${base}/vendor/reconnecting-websocket.js`)).text(), /class ReconnectingWebSocket/)
 
   const lobby = new Client(`${ws}/ws/lobby`)
   await lobby.open()
@@ -26,7 +33,10 @@ test('the example: page, chat room with nicknames and counts, lobby feed, announ
   await ann.open()
   const welcome = await json(ann)
   assert.equal(welcome.type, 'welcome')
-  assert.deepEqual({ ...welcome, id: undefined }, { type: 'welcome', nick: 'ann', room: 'general', members: 1, id: undefined })
+  assert.deepEqual(welcome.presence.ann.map(entry => entry.meta), [{ nick: 'ann' }])
+  assert.deepEqual({ ...welcome, id: undefined, presence: undefined }, {
+    type: 'welcome', nick: 'ann', room: 'general', members: 1, id: undefined, presence: undefined, recovered: false, recent: []
+  })
   assert.deepEqual(await json(lobby), { type: 'rooms', rooms: [{ room: 'general', members: 1 }] })
 
   const bob = new Client(`${ws}/ws/chat/general?nick=bob`)

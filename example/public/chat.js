@@ -1,85 +1,168 @@
-// The page's script: plain browser JavaScript talking JSON over WebSockets.
-/* global document, location, WebSocket, setTimeout */
-(function () {
-  'use strict'
-  const $ = id => document.getElementById(id)
-  const wsBase = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}`
-  let chat = null
+// The page's script: plain browser JavaScript talking JSON over a reconnecting WebSocket from npm
+// (partysocket's ReconnectingWebSocket, served by the app from node_modules), no build step.
+//
+// Every chat message carries its offset in the room's history. When the connection drops (the server
+// restarts, or the node the page was on dies), the socket reconnects with a growing delay, and its URL
+// function adds ?since=<the last offset seen>: the server replays what the page missed, then goes on live.
+/* global document, location, WebSocket */
+import ReconnectingWebSocket from '/vendor/reconnecting-websocket.js'
 
-  function show (html, cls) {
-    const p = document.createElement('p')
-    if (cls) p.className = cls
-    p.append(...html)
-    $('log').append(p)
-    $('log').scrollTop = $('log').scrollHeight
+const $ = id => document.getElementById(id)
+const wsBase = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}`
+const RECONNECT = { minReconnectionDelay: 300, maxReconnectionDelay: 5000, reconnectionDelayGrowFactor: 1.6, connectionTimeout: 3000, minUptime: 1000 }
+let chat = null
+
+function line (parts, cls) {
+  const p = document.createElement('p')
+  if (cls) p.className = cls
+  p.append(...parts)
+  return p
+}
+function show (p) {
+  $('log').append(p)
+  $('log').scrollTop = $('log').scrollHeight
+}
+const bold = text => { const b = document.createElement('b'); b.textContent = text; return b }
+
+function setConnected (connected, status) {
+  $('status').textContent = status
+  $('text').disabled = !connected
+  $('send').disabled = !connected
+  if (connected) $('text').focus()
+}
+
+/** One chat session: a room, a nickname, the last offset seen, who is here. */
+function join (nick, room) {
+  if (chat) chat.close(1000)
+  $('log').replaceChildren()
+  $('members').replaceChildren()
+  let last = null // the offset of the last message seen
+  const seen = new Set()
+  let presence = null // key -> Map(connection id -> meta), from the welcome and the diffs after it
+  let early = [] // diffs that came before this connection's welcome
+  let mark = 0 // where this connection's first messages start in the log
+  let refused = false
+
+  const socket = new ReconnectingWebSocket(() => {
+    const query = new URLSearchParams({ nick })
+    if (last !== null) query.set('since', last)
+    return `${wsBase}/ws/chat/${encodeURIComponent(room)}?${query}`
+  }, [], RECONNECT)
+  chat = socket
+  setConnected(false, 'connecting...')
+
+  function renderMembers () {
+    const names = [...presence.keys()].filter(key => presence.get(key).size > 0).sort()
+    // People, not connections: several tabs of one nickname count once.
+    if (socket.readyState === WebSocket.OPEN) $('status').textContent = `${nick} in ${room} · ${names.length} here`
+    $('members').replaceChildren(...names.map(name => {
+      const li = document.createElement('li')
+      li.textContent = name === nick ? `${name} (you)` : name
+      return li
+    }))
   }
-  const bold = text => { const b = document.createElement('b'); b.textContent = text; return b }
-
-  function setConnected (connected, status) {
-    $('status').textContent = status
-    $('text').disabled = !connected
-    $('send').disabled = !connected
-    if (connected) $('text').focus()
+  function applyDiff ({ joins, leaves }) {
+    for (const [key, entries] of Object.entries(leaves)) for (const { id } of entries) presence.get(key)?.delete(id)
+    for (const [key, entries] of Object.entries(joins)) {
+      if (!presence.has(key)) presence.set(key, new Map())
+      for (const { id, meta } of entries) presence.get(key).set(id, meta)
+    }
+  }
+  function messageLine (m) {
+    if (m.type === 'message') return line([bold(m.nick), `: ${m.text}`], m.nick === nick ? 'mine' : '')
+    if (m.type === 'joined' || m.type === 'left') return line([`${m.nick} ${m.type} · ${m.members} here`], 'meta')
+    if (m.type === 'announce') return line([`Announcement: ${m.text}`], 'announce')
+    return null
   }
 
-  function join (nick, room) {
-    if (chat) chat.close(1000)
-    $('log').replaceChildren()
-    const socket = new WebSocket(`${wsBase}/ws/chat/${encodeURIComponent(room)}?nick=${encodeURIComponent(nick)}`)
-    chat = socket
-    setConnected(false, 'connecting...')
-    socket.onmessage = event => {
-      const m = JSON.parse(event.data)
-      if (m.type === 'welcome') {
-        setConnected(true, `${m.nick} in ${m.room} · ${m.members} here`)
-        show([`You joined ${m.room}.`], 'meta')
-      } else if (m.type === 'message') {
-        show([bold(m.nick), `: ${m.text}`])
-      } else if (m.type === 'joined' || m.type === 'left') {
-        show([`${m.nick} ${m.type} · ${m.members} here`], 'meta')
-        $('status').textContent = `${nick} in ${room} · ${m.members} here`
-      } else if (m.type === 'announce') {
-        show([`Announcement: ${m.text}`], 'announce')
+  socket.addEventListener('open', () => {
+    mark = $('log').children.length
+    presence = null
+    early = []
+  })
+  socket.addEventListener('message', event => {
+    const m = JSON.parse(event.data)
+    if (m.type === 'welcome') {
+      setConnected(true, `${m.nick} in ${m.room} · ${m.members} here`)
+      if (!m.recovered) {
+        // Not recovered (a new page, or away too long): the recent messages, before what this
+        // connection has shown already.
+        const before = $('log').children[mark] ?? null
+        const insert = p => $('log').insertBefore(p, before)
+        insert(line([mark === 0 ? `You joined ${m.room}.` : 'Reconnected; some messages may be missing.'], 'meta'))
+        for (const r of m.recent) {
+          if (r.offset && seen.has(r.offset)) continue
+          if (r.offset) seen.add(r.offset)
+          const p = messageLine(r)
+          if (p) insert(p)
+        }
+        if (before === null && m.recent.length > 0) last = m.recent.at(-1).offset ?? last
       }
+      presence = new Map()
+      applyDiff({ joins: m.presence, leaves: {} })
+      for (const diff of early) applyDiff(diff)
+      early = []
+      renderMembers()
+      return
     }
-    socket.onclose = event => {
-      if (socket !== chat) return
-      const why = event.code === 1008 ? 'refused: check the nickname and room (letters, digits, - and _)' : `closed (${event.code})`
-      setConnected(false, why)
+    if (m.type === 'presence') {
+      if (presence === null) early.push(m)
+      else {
+        applyDiff(m)
+        renderMembers()
+      }
+      return
     }
-  }
-
-  function watchLobby () {
-    const lobby = new WebSocket(`${wsBase}/ws/lobby`)
-    lobby.onmessage = event => {
-      const m = JSON.parse(event.data)
-      if (m.type !== 'rooms') return
-      const items = m.rooms.map(({ room, members }) => {
-        const li = document.createElement('li')
-        const a = document.createElement('a')
-        a.textContent = room
-        a.onclick = () => { $('room').value = room; $('join').requestSubmit() }
-        const count = document.createElement('span')
-        count.textContent = String(members)
-        count.className = 'count'
-        li.append(a, count)
-        return li
-      })
-      $('rooms').replaceChildren(...(items.length ? items : [Object.assign(document.createElement('li'), { textContent: 'none yet', className: 'meta' })]))
+    if (m.offset) {
+      if (seen.has(m.offset)) return
+      seen.add(m.offset)
+      last = m.offset
     }
-    lobby.onclose = () => setTimeout(watchLobby, 1000)
-  }
-
-  $('join').addEventListener('submit', event => {
-    event.preventDefault()
-    join($('nick').value.trim(), $('room').value.trim())
+    const p = messageLine(m)
+    if (p) show(p)
   })
-  $('say').addEventListener('submit', event => {
-    event.preventDefault()
-    const text = $('text').value.trim()
-    if (text && chat && chat.readyState === WebSocket.OPEN) chat.send(text)
-    $('text').value = ''
+  socket.addEventListener('close', event => {
+    if (socket !== chat) return
+    if (event.code === 1008) {
+      // Refused (a bad nickname or room): trying again would not help.
+      refused = true
+      socket.close()
+      setConnected(false, 'refused: check the nickname and room (letters, digits, - and _)')
+      return
+    }
+    if (!refused) setConnected(false, 'reconnecting...')
   })
-  $('nick').value = `guest${Math.floor(Math.random() * 1000)}`
-  watchLobby()
-})()
+}
+
+function watchLobby () {
+  const lobby = new ReconnectingWebSocket(`${wsBase}/ws/lobby`, [], RECONNECT)
+  lobby.addEventListener('message', event => {
+    const m = JSON.parse(event.data)
+    if (m.type !== 'rooms') return
+    const items = m.rooms.map(({ room, members }) => {
+      const li = document.createElement('li')
+      const a = document.createElement('a')
+      a.textContent = room
+      a.onclick = () => { $('room').value = room; $('join').requestSubmit() }
+      const count = document.createElement('span')
+      count.textContent = String(members)
+      count.className = 'count'
+      li.append(a, count)
+      return li
+    })
+    $('rooms').replaceChildren(...(items.length ? items : [Object.assign(document.createElement('li'), { textContent: 'none yet', className: 'meta' })]))
+  })
+}
+
+$('join').addEventListener('submit', event => {
+  event.preventDefault()
+  join($('nick').value.trim(), $('room').value.trim())
+})
+$('say').addEventListener('submit', event => {
+  event.preventDefault()
+  const text = $('text').value.trim()
+  if (text && chat && chat.readyState === WebSocket.OPEN) chat.send(text)
+  $('text').value = ''
+})
+$('nick').value = `guest${Math.floor(Math.random() * 1000)}`
+watchLobby()

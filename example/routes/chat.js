@@ -9,13 +9,23 @@ class ChatSocket extends WebSocketHandler {
     const nick = String(this.query.nick ?? '').trim()
     // Not accepted: the socket is closed with 1008, and the page says why.
     if (!NICK.test(nick) || !ROOM_NAME.test(params.room)) return
+    const room = chatRoom(params.room)
     this.state.nick = nick
-    this.state.room = chatRoom(params.room)
+    this.state.room = room
     await this.accept()
-    await this.join(this.state.room)
-    const members = await this.hub.roomSize(this.state.room)
-    await this.send({ type: 'welcome', nick, room: params.room, members, id: this.id })
-    await this.broadcast(this.state.room, { type: 'joined', nick, members })
+    // Who is here: every change of the room's presence, made on any node, goes to this page.
+    this.state.onPresence = diff => {
+      if (diff.room === room) this.send({ type: 'presence', joins: diff.joins, leaves: diff.leaves }).catch(() => {})
+    }
+    this.hub.on('presence', this.state.onPresence)
+    // A page that reconnects says which message it saw last: what came after it is replayed first.
+    const { recovered } = await this.join(room, { since: this.query.since })
+    await this.track(room, nick, { nick })
+    const [members, presence] = await Promise.all([this.hub.roomSize(room), this.hub.presence(room)])
+    // Not recovered (a new page, or one away for too long): the recent messages instead.
+    const recent = recovered ? [] : (await this.hub.history(room, { limit: 50 })).map(entry => entry.data)
+    await this.send({ type: 'welcome', nick, room: params.room, members, id: this.id, recovered, presence, recent })
+    await this.broadcast(room, { type: 'joined', nick, members })
     await publishCounts(this.hub)
   }
 
@@ -28,13 +38,14 @@ class ChatSocket extends WebSocketHandler {
   }
 
   async disconnect () {
+    this.hub.off('presence', this.state.onPresence)
     const members = await this.hub.roomSize(this.state.room)
     await this.hub.to(this.state.room).send({ type: 'left', nick: this.state.nick, members })
     await publishCounts(this.hub)
   }
 }
 
-/** Route module: `/chat/:room?nick=...` under the prefix it is registered with. */
+/** Route module: `/chat/:room?nick=...[&since=<offset>]` under the prefix it is registered with. */
 export default async function chat (app) {
   app.wsRoute('/chat/:room', ChatSocket)
 }
