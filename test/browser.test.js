@@ -198,7 +198,7 @@ test('a page whose process is killed reconnects to the other one, shows every me
       // Every status the page shows from now on.
       await ann.evaluate(() => {
         window.statuses = []
-        new MutationObserver(() => window.statuses.push(document.querySelector('#status').textContent))
+        new window.MutationObserver(() => window.statuses.push(document.querySelector('#status').textContent))
           .observe(document.querySelector('#status'), { childList: true, characterData: true, subtree: true })
       })
       one.child.kill('SIGKILL')
