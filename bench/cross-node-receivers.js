@@ -95,7 +95,7 @@ async function sioClient (port) {
   })
 }
 
-const open = kind === 'hub' ? hubClient : sioClient
+const open = kind.startsWith('hub') ? hubClient : sioClient
 const clients = []
 for (let i = 0; i < members; i++) {
   clients.push(await open(ports[i % ports.length]))

@@ -2,6 +2,9 @@
 //
 //   node bench/cross-node-server.js hub <redis url>   fastify-ws-hub with its Redis broker
 //   node bench/cross-node-server.js sio <redis url>   Socket.IO 4 with @socket.io/redis-adapter
+//   hub-history (room history on, in Redis), hub-memory and hub-memory-history (one process, no Redis):
+//   the variants of bench/history.js; a third argument "pipelined" passes each message on without
+//   waiting for the previous send to resolve
 //
 // Both do the same thing: a client that connects with ?room=R joins room R; a client that connects
 // with ?pub=R is the publisher, and each of its messages goes to every member of room R, on every
@@ -9,13 +12,16 @@
 import { createServer } from 'node:http'
 import { Redis } from 'ioredis'
 
-const [kind, redisUrl] = process.argv.slice(2)
+const [kind, redisUrl, mode] = process.argv.slice(2)
 
-async function hub () {
+async function hub (kind) {
   const { default: Fastify } = await import('fastify')
   const { default: wsHub } = await import('../dist/lib/index.js')
   const app = Fastify()
-  await app.register(wsHub, { redis: redisUrl, heartbeat: false })
+  const options = { heartbeat: false }
+  if (!kind.startsWith('hub-memory')) options.redis = redisUrl
+  if (kind.endsWith('-history')) options.history = { size: 100, ttl: 300_000 }
+  await app.register(wsHub, options)
   app.wsRoute('/ws', async conn => {
     const { room, pub } = conn.query
     if (room !== undefined) {
@@ -25,7 +31,11 @@ async function hub () {
     }
     await conn.send('ready')
     const to = conn.hub.to(pub)
-    for await (const message of conn) await to.send(message)
+    if (mode === 'pipelined') {
+      for await (const message of conn) to.send(message).catch(() => {})
+    } else {
+      for await (const message of conn) await to.send(message)
+    }
   })
   await app.listen({ port: 0, host: '127.0.0.1' })
   process.on('SIGTERM', () => { app.close().then(() => process.exit(0)) })
@@ -62,5 +72,5 @@ async function sio () {
   return server.address().port
 }
 
-const port = kind === 'hub' ? await hub() : await sio()
+const port = kind.startsWith('hub') ? await hub(kind) : await sio()
 process.stdout.write(`listening ${port}\n`)
