@@ -309,15 +309,19 @@ export class History {
     }
     const recovery = conn[kRecovery] ??= new Recovery()
     recovery.open(room)
-    let read: HistoryRead
+    let read: HistoryRead | null = null
     try {
       await join()
-      read = await this.#store.read(room, since, this.#options.size)
     } catch (err) {
       recovery.release(conn, room, null)
       throw err
     }
-    if (!read.held) {
+    try {
+      read = await this.#store.read(room, since, this.#options.size)
+    } catch {
+      // The store cannot answer (Redis down): joined, but nothing can be claimed recovered.
+    }
+    if (read === null || !read.held) {
       recovery.release(conn, room, null)
       return { recovered: false, replayed: 0 }
     }

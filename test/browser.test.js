@@ -168,7 +168,7 @@ async function waitFor (page, fn, arg, timeout) {
 
 const portOf = base => Number(new URL(base).port)
 
-test('a page whose process is killed reconnects to the other one, shows every message once and in order, and who is here', { skip: CI() ? false : missing }, async t => {
+test('a page whose process is killed reconnects to the other one, shows every message once and in order, and who is here', { skip: CI() ? false : missing, timeout: 120_000 }, async t => {
   assert.ok(!missing, missing || '')
   const redis = await startRedis(t)
   const env = { REDIS_URL: redis.url, NODE_TTL: '1500' }

@@ -16,6 +16,7 @@ import wsHub, {
   WebSocketHandler,
   WSHUB_ERR_BROKER_CLOSED,
   WSHUB_ERR_INVALID_ENVELOPE,
+  WSHUB_ERR_INVALID_ARGUMENT,
   WSHUB_ERR_REDIS_UNAVAILABLE,
   WSHUB_ERR_REQUEST_TIMEOUT,
   WSHUB_ERR_CONNECTION_CLOSED,
@@ -38,6 +39,10 @@ import wsHub, {
   type Connection,
   type Hub,
   type HubStats,
+  type HistoryEntry,
+  type JoinResult,
+  type PresenceDiff,
+  type PresenceState,
   type RoomSender,
   type WsHubOptions
 } from 'fastify-ws-hub'
@@ -172,14 +177,14 @@ describe('app.ws: the hub', () => {
     expect(app.ws.to(['a', 'b'])).type.toBe<RoomSender>()
     expect(app.ws.to('room').except('id')).type.toBe<RoomSender>()
     expect(app.ws.to('room').except(['id1', 'id2']).except('id3')).type.toBe<RoomSender>()
-    expect(app.ws.to('room').send('text')).type.toBe<Promise<void>>()
-    expect(app.ws.to(['a', 'b']).except(['id1', 'id2']).send({ json: true })).type.toBe<Promise<void>>()
+    expect(app.ws.to('room').send('text')).type.toBe<Promise<string | undefined>>()
+    expect(app.ws.to(['a', 'b']).except(['id1', 'id2']).send({ json: true })).type.toBe<Promise<string | undefined>>()
     expect(app.ws.to).type.not.toBeCallableWith(1)
     expect(app.ws.to('room').except).type.not.toBeCallableWith(1)
   })
 
   test('broadcast(room, data) and sendAll(data)', () => {
-    expect(app.ws.broadcast('room', 'text')).type.toBe<Promise<void>>()
+    expect(app.ws.broadcast('room', 'text')).type.toBe<Promise<string | undefined>>()
     expect(app.ws.sendAll(new Uint8Array(4))).type.toBe<Promise<void>>()
     expect(app.ws.broadcast).type.not.toBeCallableWith(['a', 'b'], 'text')
   })
@@ -215,6 +220,26 @@ describe('app.ws: the hub', () => {
       closedForBackpressure: number
       rateLimited: number
     }>()
+  })
+})
+
+describe('presence and history', () => {
+  test('presence(room) resolves with the entries by key; on/off take a diff listener', () => {
+    expect(app.ws.presence('room')).type.toBe<Promise<PresenceState>>()
+    expect(app.ws.on('presence', (diff) => {
+      expect(diff).type.toBe<PresenceDiff>()
+      expect(diff.joins).type.toBe<PresenceState>()
+    })).type.toBe<Hub>()
+    expect(app.ws.off('presence', () => {})).type.toBe<Hub>()
+    expect(app.ws.on('other', () => {})).type.toRaiseError()
+  })
+
+  test('history(room, { since, limit }) resolves with entries; the history option', async () => {
+    expect(app.ws.history('room')).type.toBe<Promise<HistoryEntry[]>>()
+    expect(app.ws.history('room', { since: '1-0', limit: 10 })).type.toBe<Promise<HistoryEntry[]>>()
+    expect<WsHubOptions>().type.toBeAssignableFrom({ history: { size: 10, ttl: 1000, stamp: 'offset' } })
+    expect<WsHubOptions>().type.toBeAssignableFrom({ history: false as const })
+    expect<WsHubOptions>().type.not.toBeAssignableFrom({ history: { size: '10' } })
   })
 })
 
@@ -474,16 +499,21 @@ describe('the connection', () => {
 
   test('rooms: join, leave, broadcast and to(room).send', () => {
     app.wsRoute('/chat/:room', async (conn) => {
-      expect(conn.join(conn.params.room)).type.toBe<Promise<void>>()
+      expect(conn.join(conn.params.room)).type.toBe<Promise<JoinResult>>()
+      expect(conn.join(conn.params.room, { since: conn.query })).type.toBe<Promise<JoinResult>>()
+      expect(conn.track('room', 'key', { name: 'Ann' })).type.toBe<Promise<void>>()
+      expect(conn.track('room', 'key')).type.toBe<Promise<void>>()
+      expect(conn.untrack('room', 'key')).type.toBe<Promise<void>>()
+      expect(conn.track('room', 'key', 'not an object')).type.toRaiseError()
       expect(conn.leave(conn.params.room)).type.toBe<Promise<void>>()
       expect(conn.join).type.not.toBeCallableWith(1)
       expect(conn.join).type.not.toBeCallableWith()
-      expect(conn.broadcast('room', 'text')).type.toBe<Promise<void>>()
-      expect(conn.broadcast('room', { json: true })).type.toBe<Promise<void>>()
+      expect(conn.broadcast('room', 'text')).type.toBe<Promise<string | undefined>>()
+      expect(conn.broadcast('room', { json: true })).type.toBe<Promise<string | undefined>>()
       expect(conn.broadcast).type.not.toBeCallableWith('room')
       expect(conn.to('room')).type.toBe<RoomSender>()
-      expect(conn.to('room').send('text')).type.toBe<Promise<void>>()
-      expect(conn.hub.to('room').send('text')).type.toBe<Promise<void>>()
+      expect(conn.to('room').send('text')).type.toBe<Promise<string | undefined>>()
+      expect(conn.hub.to('room').send('text')).type.toBe<Promise<string | undefined>>()
 
       for await (const message of conn) {
         await conn.broadcast(conn.params.room, message)
@@ -515,8 +545,8 @@ describe('WebSocketHandler: class handlers', () => {
         expect(this.send(data)).type.toBe<Promise<void>>()
         expect(this.sendText('text')).type.toBe<Promise<void>>()
         expect(this.sendJson({ json: true })).type.toBe<Promise<void>>()
-        expect(this.broadcast(this.params.id, data)).type.toBe<Promise<void>>()
-        expect(this.join(this.params.id)).type.toBe<Promise<void>>()
+        expect(this.broadcast(this.params.id, data)).type.toBe<Promise<string | undefined>>()
+        expect(this.join(this.params.id)).type.toBe<Promise<JoinResult>>()
         expect(this.close(1000, 'done')).type.toBe<Promise<void>>()
         expect(this.hub).type.toBe<Hub>()
         expect(this.rooms).type.toBe<ReadonlySet<string>>()
@@ -642,6 +672,7 @@ describe('errors', () => {
     expect(WSHUB_ERR_REQUEST_TIMEOUT).type.toBeAssignableTo<FastifyErrorConstructor>()
     expect(WSHUB_ERR_REDIS_UNAVAILABLE).type.toBeAssignableTo<FastifyErrorConstructor>()
     expect(WSHUB_ERR_INVALID_ENVELOPE).type.toBeAssignableTo<FastifyErrorConstructor>()
+    expect(WSHUB_ERR_INVALID_ARGUMENT).type.toBeAssignableTo<FastifyErrorConstructor>()
   })
 
   test('the list above is every WSHUB_ERR_ export (add a new error to it)', () => {
@@ -660,6 +691,7 @@ describe('errors', () => {
       | 'WSHUB_ERR_REQUEST_TIMEOUT'
       | 'WSHUB_ERR_REDIS_UNAVAILABLE'
       | 'WSHUB_ERR_INVALID_ENVELOPE'
+      | 'WSHUB_ERR_INVALID_ARGUMENT'
     >()
   })
 
