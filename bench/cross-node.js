@@ -19,7 +19,7 @@
 //        npm run bench:cross-node -- --quick   (a smoke run of about 20 s; npm run bench runs it too)
 // Needs redis-server on PATH. Writes bench/results/cross-node.json and prints a table. With
 // CROSS_NODE_PROF=<dir>, the server processes write CPU profiles there (--only hub|sio runs one side).
-import { fork, spawn } from 'node:child_process'
+import { fork } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
@@ -27,6 +27,7 @@ import { parseArgs } from 'node:util'
 import { io as sioConnect } from 'socket.io-client'
 import WebSocket from 'ws'
 import { freePort, RedisServer } from '../test/redis-server.js'
+import { nextMessage, startServer as startChild } from './children.js'
 
 const { values: args } = parseArgs({
   options: {
@@ -55,30 +56,9 @@ const here = path => new URL(path, import.meta.url).pathname
 const now = () => performance.timeOrigin + performance.now()
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
 
-/** Resolves with the first IPC message of `child` that has `key`; fails after `ms`. */
-function nextMessage (child, key, ms) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => { child.off('message', on); reject(new Error(`no "${key}" within ${ms} ms`)) }, ms)
-    const on = message => {
-      if (message[key] === undefined) return
-      clearTimeout(timer)
-      child.off('message', on)
-      resolve(message)
-    }
-    child.on('message', on)
-  })
-}
-
-async function startServer (kind, redisUrl) {
-  const child = spawn(process.execPath, [...(process.env.CROSS_NODE_PROF ? ['--cpu-prof', '--cpu-prof-dir=' + process.env.CROSS_NODE_PROF] : []), here('./cross-node-server.js'), kind, redisUrl], { stdio: ['ignore', 'pipe', 'inherit'] })
-  let output = ''
-  child.stdout.on('data', chunk => { output += chunk })
-  const deadline = Date.now() + 15_000
-  while (!/listening (\d+)/.test(output)) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`a ${kind} server did not start: ${output}`)
-    await sleep(10)
-  }
-  return { child, port: Number(/listening (\d+)/.exec(output)[1]) }
+function startServer (kind, redisUrl) {
+  const prof = process.env.CROSS_NODE_PROF ? ['--cpu-prof', '--cpu-prof-dir=' + process.env.CROSS_NODE_PROF] : []
+  return startChild([...prof, here('./cross-node-server.js'), kind, redisUrl], kind)
 }
 
 async function stop (child) {

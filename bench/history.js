@@ -16,13 +16,14 @@
 // Usage: node bench/history.js [--members 1000] [--messages 1000] [--rounds 3] [--rate 50] [--seconds 6]
 //        [--nodes 1,3] [--pipelined] [--quick]
 // Needs redis-server on PATH for --nodes 3. Writes bench/results/history.json and prints a table.
-import { fork, spawn } from 'node:child_process'
+import { fork } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { parseArgs } from 'node:util'
 import WebSocket from 'ws'
 import { freePort, RedisServer } from '../test/redis-server.js'
+import { nextMessage, startServer as startChild } from './children.js'
 
 const { values: args } = parseArgs({
   options: {
@@ -50,29 +51,8 @@ const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
 const median = list => [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)]
 const round = (value, digits = 2) => Number(value.toFixed(digits))
 
-function nextMessage (child, key, ms) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => { child.off('message', on); reject(new Error(`no "${key}" within ${ms} ms`)) }, ms)
-    const on = message => {
-      if (message[key] === undefined) return
-      clearTimeout(timer)
-      child.off('message', on)
-      resolve(message)
-    }
-    child.on('message', on)
-  })
-}
-
-async function startServer (kind, redisUrl) {
-  const child = spawn(process.execPath, [here('./cross-node-server.js'), kind, redisUrl ?? '', args.pipelined ? 'pipelined' : 'await'], { stdio: ['ignore', 'pipe', 'inherit'] })
-  let output = ''
-  child.stdout.on('data', chunk => { output += chunk })
-  const deadline = Date.now() + 15_000
-  while (!/listening (\d+)/.test(output)) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`a ${kind} server did not start: ${output}`)
-    await sleep(10)
-  }
-  return { child, port: Number(/listening (\d+)/.exec(output)[1]) }
+function startServer (kind, redisUrl) {
+  return startChild([here('./cross-node-server.js'), kind, redisUrl ?? '', args.pipelined ? 'pipelined' : 'await'], kind)
 }
 
 /** One setting: its servers, its members (ready), and its publisher. */
