@@ -386,7 +386,7 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
    */
   [kDeliver] (message: Outgoing): boolean {
     if (this.#state !== ACCEPTED || this.socket.readyState !== OPEN) return false
-    if (message.room !== undefined && this[kRecovery]?.intercept(message) === true) return true
+    if (message.room !== undefined && this[kRecovery]?.intercept(this, message) === true) return true
     if (this.socket.bufferedAmount > this.hub.settings.backpressure.limit) return this.#overLimit()
     corkForTick(this.socket)
     writeOutgoing(this.socket, message)

@@ -1,6 +1,7 @@
 import type { Broker, BroadcastEnvelope } from './broker/broker.js'
 import type { BaseConnection } from './connection.js'
 import type { Outgoing } from './message.js'
+import { CloseCode } from './errors.js'
 import { kDeliver, kRecovery } from './symbols.js'
 
 // Room history and recovery after a reconnect. Every message sent to rooms is appended to each target
@@ -206,6 +207,8 @@ export class MemoryHistoryStore implements HistoryStore {
 interface Gate {
   /** Live messages held while the replay is read, or null once handed over. */
   held: Outgoing[] | null
+  /** Their bytes: past the backpressure limit the connection is closed (1013), as for a slow reader. */
+  bytes: number
   /** The newest offset replayed: live messages at or before it were replayed and are dropped. */
   floor: string | null
 }
@@ -225,10 +228,16 @@ export class Recovery {
    * Takes a live message for the hand-over: true when it is held or dropped (already replayed), false
    * when it is to be delivered now.
    */
-  intercept (message: Outgoing): boolean {
+  intercept (conn: BaseConnection, message: Outgoing): boolean {
     const gate = this.#gates.get(message.room!)
     if (gate === undefined) return false
     if (gate.held !== null) {
+      gate.bytes += message.payload.length
+      if (gate.bytes > conn.hub.settings.backpressure.limit) {
+        gate.held = []
+        conn.close(CloseCode.TRY_AGAIN_LATER, 'Too many messages during the replay').catch(() => {})
+        return true
+      }
       gate.held.push(message)
       return true
     }
@@ -237,7 +246,7 @@ export class Recovery {
 
   /** Starts holding the live messages of `room`. */
   open (room: string): void {
-    this.#gates.set(room, { held: [], floor: null })
+    this.#gates.set(room, { held: [], bytes: 0, floor: null })
   }
 
   /** Hands over to live delivery: delivers the held messages newer than `floor` (all when null). */
