@@ -18,7 +18,8 @@ async function hub (kind) {
   const { default: Fastify } = await import('fastify')
   const { default: wsHub } = await import('../dist/lib/index.js')
   const app = Fastify()
-  const options = { heartbeat: false }
+  // A prefix of its own for each kind: two kinds on one Redis must not reach each other's members.
+  const options = { heartbeat: false, keyPrefix: `${kind}:` }
   if (!kind.startsWith('hub-memory')) options.redis = redisUrl
   if (kind.endsWith('-history')) options.history = { size: 100, ttl: 300_000 }
   await app.register(wsHub, options)
