@@ -72,7 +72,7 @@ const wsHubPlugin: FastifyPluginAsync<WsHubOptions> = async function wsHub (fast
   }
   let heartbeat: Heartbeat | undefined
   fastify.decorate('ws', hub)
-  fastify.decorate('wsRoute', createWsRoute(hub))
+  fastify.decorate('wsRoute', createWsRoute(hub, options.onMessage))
 
   // Added before @fastify/websocket is registered, so that this hook runs before its own preClose
   // (which closes sockets without a code): clients see 1001 and disconnect() handlers run first.
@@ -146,3 +146,6 @@ export { WebSocketHandler, type WebSocketHandlerClass } from './handler.js'
 export { Hub, RoomSender, type HubCounters, type HubSettings, type HubStats } from './hub.js'
 export type { BackpressureAction, RateLimitAction, WsHubOptions } from './options.js'
 export type { PathParams, WsHandlerFunction, WsRouteHandler, WsRouteMethod, WsRouteOptions, WsRouteShorthandOptions } from './route.js'
+export type { OnMessageHook } from './hooks.js'
+export type { MethodDefinition, MethodHandler, Methods, MethodsRouteOptions } from './methods.js'
+export { MAX_BATCH, RpcErrorCode, type CallOptions } from './rpc.js'
