@@ -26,7 +26,7 @@ async function rpcWebSockets (t, app, path) {
 async function bidirectional (t, app, path, methods = {}) {
   const ws = new WebSocket(urlOf(app, path))
   t.after(() => ws.terminate())
-  const peer = new JSONRPCServerAndClient(new JSONRPCServer(), new JSONRPCClient(payload => { ws.send(JSON.stringify(payload)) }))
+  const peer = new JSONRPCServerAndClient(new JSONRPCServer({ errorListener: () => {} }), new JSONRPCClient(payload => { ws.send(JSON.stringify(payload)) }))
   for (const [name, fn] of Object.entries(methods)) peer.addMethod(name, fn)
   ws.on('message', data => { peer.receiveAndSend(JSON.parse(data.toString())) })
   ws.on('close', () => peer.rejectAllPendingRequests('closed'))
