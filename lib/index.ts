@@ -16,7 +16,7 @@ declare module 'fastify' {
     /** The hub: every connection of this node by id, rooms, and sending from any handler. */
     ws: Hub
     /** Declares a WebSocket route with a function handler or a class extending `WebSocketHandler`. */
-    wsRoute: WsRouteMethod<FastifyInstance<RawServer, RawRequest, RawReply, Logger, TypeProvider>>
+    wsRoute: WsRouteMethod<FastifyInstance<RawServer, RawRequest, RawReply, Logger, TypeProvider>, TypeProvider>
   }
 }
 

@@ -1,5 +1,6 @@
 import type {
   FastifyInstance,
+  FastifyTypeProvider,
   FastifyTypeProviderDefault,
   FastifyRequest,
   RawReplyDefaultExpression,
@@ -32,10 +33,17 @@ export type WsRouteHandler<RouteGeneric extends RouteGenericInterface = RouteGen
 export type WsRouteShorthandOptions<RouteGeneric extends RouteGenericInterface = RouteGenericInterface> = Omit<
   RouteShorthandOptions<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, RouteGeneric>,
   'websocket' | 'handler' | 'wsHandler'
-> & MethodsRouteOptions<Record<string, unknown>, FastifyTypeProviderDefault, BaseConnection<RouteGeneric>> & {
+> & {
   /** Message hooks of this route, after the app's: see every incoming message before the handler and the methods. */
   onMessage?: OnMessageHook<BaseConnection<RouteGeneric>> | OnMessageHook<BaseConnection<RouteGeneric>>[]
 }
+
+/**
+ * The options of a route with JSON-RPC `methods`: with a type provider, each method's `params` are typed
+ * from its `schema.params`.
+ */
+type WithMethods<RouteGeneric extends RouteGenericInterface, Schemas, TypeProvider extends FastifyTypeProvider> =
+  WsRouteShorthandOptions<RouteGeneric> & MethodsRouteOptions<Schemas, TypeProvider, BaseConnection<RouteGeneric>>
 
 /** The object form, `wsRoute({ url, handler, ...options })`. */
 export type WsRouteOptions<RouteGeneric extends RouteGenericInterface = RouteGenericInterface> =
@@ -73,30 +81,34 @@ type UntypedHandlerClass<Class extends WebSocketHandlerClass> =
   Class & (unknown extends InstanceType<Class>['params'] ? unknown : never)
 
 /** `app.wsRoute`: declares a WebSocket route beside the HTTP ones. */
-export interface WsRouteMethod<Instance> {
+export interface WsRouteMethod<Instance, TypeProvider extends FastifyTypeProvider = FastifyTypeProviderDefault> {
   /** A route whose `conn.params` are typed from the path (`'/chat/:room'` gives `{ room: string }`). */
-  <const Path extends string>(
+  <const Path extends string, Schemas = Record<string, unknown>>(
     path: Path,
     handler: WsRouteHandler<{ Params: PathParams<Path> }>,
-    options?: WsRouteShorthandOptions<{ Params: PathParams<Path> }>
+    options?: WithMethods<{ Params: PathParams<Path> }, Schemas, TypeProvider>
   ): Instance
   /** A class handler declared without a route generic. */
-  <Class extends WebSocketHandlerClass>(path: string, handler: UntypedHandlerClass<Class>, options?: WsRouteShorthandOptions): Instance
+  <Class extends WebSocketHandlerClass, Schemas = Record<string, unknown>>(
+    path: string, handler: UntypedHandlerClass<Class>, options?: WithMethods<RouteGenericInterface, Schemas, TypeProvider>
+  ): Instance
   /** A route typed by an explicit route generic (`{ Params, Querystring, Headers }`). */
-  <RouteGeneric extends RouteGenericInterface = ExplicitRouteGenericRequired>(
+  <RouteGeneric extends RouteGenericInterface = ExplicitRouteGenericRequired, Schemas = Record<string, unknown>>(
     path: string,
     handler: WsRouteHandler<NoInfer<RouteGeneric>>,
-    options?: WsRouteShorthandOptions<NoInfer<RouteGeneric>>
+    options?: WithMethods<NoInfer<RouteGeneric>, Schemas, TypeProvider>
   ): Instance
   /** The object form, typed from `url`. */
-  <const Path extends string>(
-    options: WsRouteShorthandOptions<{ Params: PathParams<Path> }> & { url: Path, handler: WsRouteHandler<{ Params: PathParams<Path> }> }
+  <const Path extends string, Schemas = Record<string, unknown>>(
+    options: WithMethods<{ Params: PathParams<Path> }, Schemas, TypeProvider> & { url: Path, handler: WsRouteHandler<{ Params: PathParams<Path> }> }
   ): Instance
   /** The object form with a class handler declared without a route generic. */
-  <Class extends WebSocketHandlerClass>(options: WsRouteShorthandOptions & { url: string, handler: UntypedHandlerClass<Class> }): Instance
+  <Class extends WebSocketHandlerClass, Schemas = Record<string, unknown>>(
+    options: WithMethods<RouteGenericInterface, Schemas, TypeProvider> & { url: string, handler: UntypedHandlerClass<Class> }
+  ): Instance
   /** The object form, typed by an explicit route generic. */
-  <RouteGeneric extends RouteGenericInterface = ExplicitRouteGenericRequired>(
-    options: WsRouteShorthandOptions<NoInfer<RouteGeneric>> & { url: string, handler: WsRouteHandler<NoInfer<RouteGeneric>> }
+  <RouteGeneric extends RouteGenericInterface = ExplicitRouteGenericRequired, Schemas = Record<string, unknown>>(
+    options: WithMethods<NoInfer<RouteGeneric>, Schemas, TypeProvider> & { url: string, handler: WsRouteHandler<NoInfer<RouteGeneric>> }
   ): Instance
 }
 
