@@ -108,6 +108,8 @@ interface Job {
   batch: Batch | null
   index: number
   bytes: number
+  /** An async validator's pending verdict (an Ajv `$async` schema): the handler runs once it passes. */
+  validation: PromiseLike<unknown> | null
 }
 
 interface Pending {
@@ -147,10 +149,17 @@ function isThenable (value: unknown): value is PromiseLike<unknown> {
     typeof (value as PromiseLike<unknown>).then === 'function'
 }
 
-/** The errors of a failed validation, or null when the params passed (`params.value` replaced if asked). */
-function validationErrors (validate: ParamsValidator, box: { params: unknown }): unknown {
+/**
+ * The errors of a failed validation, or null when the params passed (`params.value` replaced if asked)
+ * or their verdict is still to come (an async validator: `box.validation`).
+ */
+function validationErrors (validate: ParamsValidator, box: { params: unknown, validation: PromiseLike<unknown> | null }): unknown {
   const ret = validate(box.params === undefined ? null : box.params)
   if (ret === false) return validate.errors ?? []
+  if (isThenable(ret)) {
+    box.validation = ret
+    return null
+  }
   if (ret !== null && typeof ret === 'object') {
     const result = ret as { error?: unknown, value?: unknown }
     if (result.error !== undefined) {
@@ -306,7 +315,7 @@ export class RpcSession {
     }
     const method = this.#route.methods.get(call.method)
     if (method === undefined) return hasId ? failure(id, RpcErrorCode.METHOD_NOT_FOUND, 'Method not found') : NOTHING
-    const box = { params: call.params }
+    const box = { params: call.params, validation: null as PromiseLike<unknown> | null }
     if (method.validate !== null) {
       let errors: unknown
       try {
@@ -317,7 +326,7 @@ export class RpcSession {
       }
       if (errors !== null) return hasId ? failure(id, RpcErrorCode.INVALID_PARAMS, 'Invalid params', errors) : NOTHING
     }
-    const job: Job = { method, name: call.method, params: box.params, id, hasId, batch, index, bytes }
+    const job: Job = { method, name: call.method, params: box.params, id, hasId, batch, index, bytes, validation: box.validation }
     if (this.#running < this.#route.concurrency && this.#head === this.#waiting.length) {
       this.#start(job)
     } else {
@@ -329,6 +338,20 @@ export class RpcSession {
 
   #start (job: Job): void {
     this.#running++
+    if (job.validation !== null) {
+      // Ajv's async validators resolve when the data is valid and reject with its errors when not.
+      const validation = job.validation
+      job.validation = null
+      validation.then(() => {
+        this.#running--
+        this.#start(job)
+      }, (err: { errors?: unknown, message?: unknown }) => {
+        this.#running--
+        this.#deliver(job, job.hasId ? failure(job.id, RpcErrorCode.INVALID_PARAMS, 'Invalid params', err?.errors ?? [{ message: String(err?.message ?? err) }]) : undefined)
+        this.#pump()
+      })
+      return
+    }
     let result: unknown
     try {
       result = job.method.handler(job.params, this.#conn)
@@ -356,6 +379,12 @@ export class RpcSession {
     } else if (job.hasId) {
       response = { jsonrpc: '2.0', result: value === undefined ? null : value, id: job.id }
     }
+    this.#deliver(job, response)
+    this.#pump()
+  }
+
+  // A call's response goes out alone, or into its batch (which goes out with its last response).
+  #deliver (job: Job, response: object | undefined): void {
     const batch = job.batch
     if (batch === null) {
       if (response !== undefined) this.#respond(response, job.name)
@@ -363,7 +392,6 @@ export class RpcSession {
       batch.responses[job.index] = response
       if (--batch.left === 0) this.#flush(batch)
     }
-    this.#pump()
   }
 
   // Starts waiting calls while there are free slots (a loop, not a recursion, for synchronous handlers).

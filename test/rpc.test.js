@@ -484,6 +484,35 @@ describe('schemas and the validator compiler', () => {
     await assert.rejects(client.call('move', { y: 1 }), { code: -32602 })
   })
 
+  test('an async schema ($async, Ajv\'s async validation) answers once its verdict is in', async (t) => {
+    const app = await build(t, app => {
+      app.wsRoute('/rpc', () => {}, {
+        methods: {
+          check: { schema: { params: { $async: true, type: 'object', properties: { n: { type: 'integer' } }, required: ['n'] } }, handler: (p) => p.n + 1 }
+        }
+      })
+    })
+    const client = await rpcWebSockets(t, app, '/rpc')
+    assert.equal(await client.call('check', { n: 1 }), 2)
+    await assert.rejects(client.call('check', { n: 'x' }), (err) => err.code === -32602 && err.data[0].instancePath === '/n')
+    const { send, next } = await raw(t, app, '/rpc')
+    send(JSON.stringify([{ jsonrpc: '2.0', method: 'check', params: { n: 2 }, id: 1 }, { jsonrpc: '2.0', method: 'check', params: {}, id: 2 }, { jsonrpc: '2.0', method: 'check', params: {} }]))
+    const [ok, bad] = await next()
+    assert.deepEqual(ok, { jsonrpc: '2.0', result: 3, id: 1 })
+    assert.equal(bad.error.code, -32602)
+  })
+
+  test('a validator that throws answers -32603 and is logged', async (t) => {
+    const app = await build(t, app => {
+      app.setValidatorCompiler(() => () => { throw new Error('validator broke') })
+      app.wsRoute('/rpc', () => {}, { methods: { check: { schema: { params: {} }, handler: () => 1 } } })
+    })
+    const { send, next } = await raw(t, app, '/rpc')
+    send('{"jsonrpc":"2.0","method":"check","params":{},"id":1}')
+    assert.deepEqual(await next(), { jsonrpc: '2.0', error: { code: -32603, message: 'Internal error' }, id: 1 })
+    assert.ok(app.logLines.some(line => line.msg === 'ws method params validator failed' && line.err?.message === 'validator broke'))
+  })
+
   test('a schema that does not compile fails app.ready(); bad method definitions fail wsRoute', async () => {
     const { default: Fastify } = await import('fastify')
     const { default: wsHub } = await import('../dist/lib/index.js')
