@@ -22,7 +22,7 @@ import {
   kDeliver, kFail, kHandlerReturned, kInit, kNext, kNextResult, kOnDisconnect, kOnMessage, kOnSocketClose, kReceive, kSetIntake,
   kSocketClosed, kStartDispatch, kTrySend
 } from './symbols.js'
-import { notification, type CallOptions } from './rpc.js'
+import { sendNotification, type CallOptions } from './rpc.js'
 
 export type { Message }
 
@@ -341,13 +341,7 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
 
   /** Sends a JSON-RPC notification (`{ jsonrpc: '2.0', method, params }`: no response expected). */
   notify (method: string, params?: unknown): Promise<void> {
-    let message: object
-    try {
-      message = notification(method, params)
-    } catch (err) {
-      return Promise.reject(err)
-    }
-    return this.send(message)
+    return sendNotification(method, params, message => this.send(message))
   }
 
   /**

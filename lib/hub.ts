@@ -10,7 +10,7 @@ import { CloseCode, WSHUB_ERR_BROKER_CLOSED, WSHUB_ERR_CONNECTION_NOT_FOUND, WSH
 import { serialize, type Outgoing } from './message.js'
 import type { ResolvedOptions } from './options.js'
 import { RoomRegistry } from './rooms.js'
-import { callOutcome, encodeCall, notification, performCall, REMOTE_CALL_WAIT, type CallOptions } from './rpc.js'
+import { callOutcome, encodeCall, performCall, REMOTE_CALL_WAIT, sendNotification, type CallOptions } from './rpc.js'
 import { kDeliver, kSocketClosed, kTrySend } from './symbols.js'
 
 /** The cumulative figures of `stats()`. */
@@ -130,13 +130,7 @@ export class RoomSender {
 
   /** Sends a JSON-RPC notification (`{ jsonrpc: '2.0', method, params }`) to every member, as `send` does. */
   notify (method: string, params?: unknown): Promise<void> {
-    let message: object
-    try {
-      message = notification(method, params)
-    } catch (err) {
-      return Promise.reject(err)
-    }
-    return this.send(message)
+    return sendNotification(method, params, message => this.send(message))
   }
 
   /**
@@ -287,13 +281,7 @@ export class Hub {
 
   /** Sends a JSON-RPC notification to one connection, on any node; resolves as `send` does. */
   notify (id: string, method: string, params?: unknown): Promise<boolean> {
-    let message: object
-    try {
-      message = notification(method, params)
-    } catch (err) {
-      return Promise.reject(err)
-    }
-    return this.send(id, message)
+    return sendNotification(method, params, message => this.send(id, message))
   }
 
   /**

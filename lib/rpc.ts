@@ -70,6 +70,17 @@ export function notification (method: string, params?: unknown): object {
   return params === undefined ? { jsonrpc: '2.0', method } : { jsonrpc: '2.0', method, params }
 }
 
+/** Sends the notification of `method` with `send`; rejects, unsent, for a bad method name or params. */
+export function sendNotification<T> (method: string, params: unknown, send: (message: object) => Promise<T>): Promise<T> {
+  let message: object
+  try {
+    message = notification(method, params)
+  } catch (err) {
+    return Promise.reject(err)
+  }
+  return send(message)
+}
+
 /**
  * Checks a method name and params the server sends.
  * @throws WSHUB_ERR_INVALID_PAYLOAD for a method that is not a string or params that are neither an
