@@ -28,7 +28,8 @@ export type WsRouteHandler<RouteGeneric extends RouteGenericInterface = RouteGen
 
 /**
  * Fastify route options a ws route takes: hooks, schemas, config, constraints, ... (they run before the
- * upgrade); and the ws route's own: message hooks (`onMessage`) and JSON-RPC `methods`.
+ * upgrade); and the ws route's message hooks (`onMessage`). `wsRoute` adds the JSON-RPC `methods`
+ * (`MethodsRouteOptions`), typed with the app's type provider.
  */
 export type WsRouteShorthandOptions<RouteGeneric extends RouteGenericInterface = RouteGenericInterface> = Omit<
   RouteShorthandOptions<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, RouteGeneric>,

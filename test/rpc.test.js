@@ -513,6 +513,24 @@ describe('schemas and the validator compiler', () => {
     assert.ok(app.logLines.some(line => line.msg === 'ws method params validator failed' && line.err?.message === 'validator broke'))
   })
 
+  test('in an encapsulated plugin: its prefix, its shared schemas and its own validator compiler', async (t) => {
+    let compiledHere = 0
+    const app = await build(t, app => app.register(async (plugin) => {
+      plugin.addSchema({ $id: 'name', type: 'string', minLength: 2 })
+      plugin.wsRoute('/rpc', () => {}, { methods: { hello: { schema: { params: { type: 'object', properties: { name: { $ref: 'name#' } } } }, handler: (p) => `hello ${p.name}` } } })
+      plugin.register(async (inner) => {
+        inner.setValidatorCompiler(() => { compiledHere++; return () => true })
+        inner.wsRoute('/loose', () => {}, { methods: { hello: { schema: { params: { type: 'object' } }, handler: (p) => p } } })
+      })
+    }, { prefix: '/v1' }))
+    const client = await rpcWebSockets(t, app, '/v1/rpc')
+    assert.equal(await client.call('hello', { name: 'ada' }), 'hello ada')
+    await assert.rejects(client.call('hello', { name: 'a' }), { code: -32602 })
+    const loose = await rpcWebSockets(t, app, '/v1/loose')
+    assert.deepEqual(await loose.call('hello', [1]), [1])
+    assert.equal(compiledHere, 1)
+  })
+
   test('a schema that does not compile fails app.ready(); bad method definitions fail wsRoute', async () => {
     const { default: Fastify } = await import('fastify')
     const { default: wsHub } = await import('../dist/lib/index.js')
