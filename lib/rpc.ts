@@ -127,7 +127,6 @@ interface Pending {
   resolve (value: unknown): void
   reject (err: Error): void
   timer: NodeJS.Timeout
-  method: string
 }
 
 /** Nothing to answer now: the call was queued, or it needs no response. */
@@ -262,7 +261,7 @@ export class RpcSession {
         if (this.#pending.delete(id)) pendingCalls--
         reject(new WSHUB_ERR_RPC_TIMEOUT(method, String(timeout)))
       }, timeout)
-      this.#pending.set(id, { resolve, reject, timer, method })
+      this.#pending.set(id, { resolve, reject, timer })
       pendingCalls++
       // Not written (dropped for backpressure): the call times out, as delivery is at most once. Closed
       // for backpressure on this write: close() has rejected it already.
