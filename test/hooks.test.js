@@ -180,6 +180,29 @@ describe('only this node: to(room).local()', () => {
     assert.deepEqual(b.received.b1, ['{"jsonrpc":"2.0","method":"tock"}', 'everyone'])
   })
 
+  test('to(room).notify is serialized once for all its members, on every node, as send is', async (t) => {
+    const bus = new MemoryBus()
+    const nodes = []
+    const seen = []
+    for (let n = 0; n < 2; n++) {
+      const hub = new Hub(new MemoryBroker(bus), { warn () {}, debug () {} })
+      await hub.start()
+      for (let i = 0; i < 3; i++) {
+        const member = { id: hub.newId(), [kDeliver]: message => { seen.push([n, message]); return true } }
+        hub.registry.add(member)
+        hub.registry.join(member, 'r')
+      }
+      nodes.push(hub)
+    }
+    t.after(() => Promise.all(nodes.map(hub => hub.stop())))
+    await nodes[0].to('r').notify('news', { v: 1 })
+    await until(() => seen.length === 6)
+    const onNode = n => new Set(seen.filter(([node]) => node === n).map(([, message]) => message))
+    assert.equal(onNode(0).size, 1, 'one message object for the members of the sending node')
+    assert.equal(onNode(1).size, 1, 'one for the members of the other node')
+    assert.deepEqual(JSON.parse([...onNode(1)][0].payload), { jsonrpc: '2.0', method: 'news', params: { v: 1 } })
+  })
+
   test('app.ws.call of a connection of another node carries its result and its errors back', async (t) => {
     const bus = new MemoryBus()
     const outcomes = {
