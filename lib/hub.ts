@@ -10,7 +10,8 @@ import { CloseCode, WSHUB_ERR_BROKER_CLOSED, WSHUB_ERR_CONNECTION_NOT_FOUND, WSH
 import { serialize, type Outgoing } from './message.js'
 import type { ResolvedOptions } from './options.js'
 import { RoomRegistry } from './rooms.js'
-import { callOutcome, encodeCall, performCall, REMOTE_CALL_WAIT, sendNotification, type CallOptions } from './rpc.js'
+import { callOutcome, encodeCall, performCall, REMOTE_CALL_WAIT } from './rpc-remote.js'
+import { sendNotification, type CallOptions } from './rpc.js'
 import { kDeliver, kSocketClosed, kTrySend } from './symbols.js'
 
 /** The cumulative figures of `stats()`. */
