@@ -94,16 +94,39 @@ type ValidatorCompiler = (routeSchema: { schema: unknown, method: string, url: s
  * @throws WSHUB_ERR_INVALID_HANDLER for a schema that does not compile
  */
 export function compileValidators (instance: FastifyInstance, url: string, route: RpcRoute, routeCompiler: unknown): void {
-  let compiler = (routeCompiler ?? instance.validatorCompiler) as ValidatorCompiler | undefined
+  const compiler = (routeCompiler ?? instance.validatorCompiler) as ValidatorCompiler | undefined
+  let ajv: ValidatorCompiler | undefined
+  const fastifyAjv = (): ValidatorCompiler => (ajv ??= defaultCompiler(instance))
   for (const [name, method] of route.methods) {
     if (method.schema === undefined) continue
-    compiler ??= defaultCompiler(instance)
+    const routeSchema = { schema: method.schema, method: 'GET', url, httpPart: 'body' }
     try {
-      method.validate = compiler({ schema: method.schema, method: 'GET', url, httpPart: 'body' })
+      method.validate = compileOne(compiler, routeSchema, fastifyAjv, routeCompiler === undefined)
     } catch (err) {
       const failed = new WSHUB_ERR_INVALID_HANDLER(url, `the params schema of method "${name}" does not compile: ${(err as Error).message}`)
       failed.cause = err
       throw failed
+    }
+  }
+}
+
+/**
+ * Compiles one schema with `compiler`, or with Fastify's Ajv when there is none yet. The compiler
+ * Fastify built for an outer plugin does not know the schemas that an inner plugin added (Fastify builds
+ * the inner plugin's own only for a route of its own with a schema): when it cannot resolve a `$ref`
+ * (Ajv's `MissingRefError`), Fastify's Ajv with this plugin's schemas gets a try, unless the route named
+ * its compiler.
+ */
+function compileOne (compiler: ValidatorCompiler | undefined, routeSchema: Parameters<ValidatorCompiler>[0], fastifyAjv: () => ValidatorCompiler, mayFallBack: boolean): ParamsValidator {
+  if (compiler === undefined) return fastifyAjv()(routeSchema)
+  try {
+    return compiler(routeSchema)
+  } catch (err) {
+    if (!mayFallBack || (err as { missingRef?: unknown }).missingRef === undefined) throw err
+    try {
+      return fastifyAjv()(routeSchema)
+    } catch {
+      throw err
     }
   }
 }

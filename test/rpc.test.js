@@ -531,6 +531,19 @@ describe('schemas and the validator compiler', () => {
     assert.equal(compiledHere, 1)
   })
 
+  test('a plugin\'s shared schemas work when an outer route already made Fastify build its Ajv', async (t) => {
+    const app = await build(t, app => {
+      app.post('/http', { schema: { body: { type: 'object' } } }, async () => ({}))
+      return app.register(async (plugin) => {
+        plugin.addSchema({ $id: 'name', type: 'string', minLength: 2 })
+        plugin.wsRoute('/rpc', () => {}, { methods: { hello: { schema: { params: { type: 'object', properties: { name: { $ref: 'name#' } } } }, handler: (p) => p.name } } })
+      })
+    })
+    const client = await rpcWebSockets(t, app, '/rpc')
+    assert.equal(await client.call('hello', { name: 'ada' }), 'ada')
+    await assert.rejects(client.call('hello', { name: 'a' }), { code: -32602 })
+  })
+
   test('a schema that does not compile fails app.ready(); bad method definitions fail wsRoute', async () => {
     const { default: Fastify } = await import('fastify')
     const { default: wsHub } = await import('../dist/lib/index.js')
@@ -539,6 +552,23 @@ describe('schemas and the validator compiler', () => {
     app.wsRoute('/rpc', () => {}, { methods: { bad: { schema: { params: { type: 'no-such-type' } }, handler: () => {} } } })
     await assert.rejects(app.ready(), (err) => err instanceof WSHUB_ERR_INVALID_HANDLER && /method "bad"/.test(err.message))
     await app.close()
+    for (const setup of [
+      (app) => app.post('/http', { schema: { body: { type: 'object' } } }, async () => ({})), // Fastify's Ajv, built for the HTTP route
+      (app) => app.setValidatorCompiler(() => { throw new Error('refused') }),
+      (app) => app.setValidatorCompiler(() => { throw Object.assign(new Error('no such ref'), { missingRef: 'nowhere#' }) })
+    ]) {
+      const other = Fastify()
+      await other.register(wsHub)
+      setup(other)
+      other.wsRoute('/rpc', () => {}, { methods: { bad: { schema: { params: { type: 'no-such-type' } }, handler: () => {} } } })
+      await assert.rejects(other.ready(), WSHUB_ERR_INVALID_HANDLER)
+      await other.close()
+    }
+    const named = Fastify()
+    await named.register(wsHub)
+    named.wsRoute('/rpc', () => {}, { validatorCompiler: () => { throw new Error('route compiler refused') }, methods: { m: { schema: { params: { type: 'object' } }, handler: () => {} } } })
+    await assert.rejects(named.ready(), (err) => /route compiler refused/.test(err.message))
+    await named.close()
     const other = Fastify()
     await other.register(wsHub)
     assert.throws(() => other.wsRoute('/a', () => {}, { methods: { x: 1 } }), WSHUB_ERR_INVALID_HANDLER)
