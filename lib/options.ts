@@ -2,6 +2,7 @@ import type { WebsocketPluginOptions } from '@fastify/websocket'
 import type { RedisInput } from './broker/redis.js'
 import { DEFAULT_CLOSE_TIMEOUT, DEFAULTS } from './constants.js'
 import { WSHUB_ERR_INVALID_OPTION } from './errors.js'
+import { hooksOf, type OnMessageHook } from './hooks.js'
 import type { HistoryOptions } from './history.js'
 
 /** What `backpressure.action` may be. */
@@ -41,6 +42,8 @@ export interface WsHubOptions {
   maxConnectionsPerIp?: number
   /** Passed through to `@fastify/websocket` when the hub registers it. */
   websocket?: WebsocketPluginOptions
+  /** Message hooks of every ws route of the app, before the route's own (a function or an array). */
+  onMessage?: OnMessageHook | OnMessageHook[]
   /**
    * Keep each room's recent messages for recovery after a reconnect: the last `size` (default 100), none
    * older than `ttl` ms (default 300 000); `stamp` names a property set to the message's offset in
@@ -64,13 +67,14 @@ export interface ResolvedOptions {
   maxConnections: number
   maxConnectionsPerIp: number
   websocket: WebsocketPluginOptions
+  onMessage: OnMessageHook[]
   history: false | HistoryOptions
 }
 
 const KNOWN = new Set([
   'maxPayload', 'heartbeat', 'backpressure', 'allowedOrigins', 'redis', 'keyPrefix', 'nodeTtl',
   'requestTimeout', 'closeTimeout', 'rateLimit', 'maxConnections', 'maxConnectionsPerIp', 'websocket',
-  'history'
+  'onMessage', 'history'
 ])
 
 // Options that Fastify's register() itself takes and passes on to every plugin.
@@ -162,6 +166,8 @@ export function resolveOptions (options: unknown): ResolvedOptions {
   if (typeof keyPrefix !== 'string' || keyPrefix.length === 0) fail('keyPrefix', 'a non-empty string', keyPrefix)
   const websocket = options.websocket ?? {}
   if (!isPlainObject(websocket)) fail('websocket', 'an object of @fastify/websocket options', websocket)
+  const onMessage = hooksOf(options.onMessage)
+  if (onMessage === null) fail('onMessage', 'a function or an array of functions', options.onMessage)
   return {
     maxPayload: positiveInteger('maxPayload', options.maxPayload, DEFAULTS.maxPayload),
     heartbeat: heartbeat(options.heartbeat),
@@ -176,6 +182,7 @@ export function resolveOptions (options: unknown): ResolvedOptions {
     maxConnections: positiveInteger('maxConnections', options.maxConnections, Infinity),
     maxConnectionsPerIp: positiveInteger('maxConnectionsPerIp', options.maxConnectionsPerIp, Infinity),
     websocket: websocket as WebsocketPluginOptions,
+    onMessage,
     history: history(options.history)
   }
 }

@@ -4,6 +4,7 @@
 // Every chat message carries its offset in the room's history. When the connection drops (the server
 // restarts, or the node the page was on dies), the socket reconnects with a growing delay, and its URL
 // function adds ?since=<the last offset seen>: the server replays what the page missed, then goes on live.
+// A chat line is a JSON-RPC call of "say"; its reply marks the line as delivered.
 /* global document, location, WebSocket */
 import ReconnectingWebSocket from '/vendor/reconnecting-websocket.js'
 
@@ -11,6 +12,9 @@ const $ = id => document.getElementById(id)
 const wsBase = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}`
 const RECONNECT = { minReconnectionDelay: 300, maxReconnectionDelay: 5000, reconnectionDelayGrowFactor: 1.6, connectionTimeout: 3000, minUptime: 1000 }
 let chat = null
+let myId = null
+let nextCall = 0
+const calls = new Map() // call id -> what to do with the reply
 
 function line (parts, cls) {
   const p = document.createElement('p')
@@ -21,6 +25,26 @@ function line (parts, cls) {
 function show (p) {
   $('log').append(p)
   $('log').scrollTop = $('log').scrollHeight
+}
+/** Calls a method of the chat (JSON-RPC 2.0); `done` gets the response. */
+function call (method, params, done) {
+  const id = ++nextCall
+  calls.set(id, done)
+  chat.send(JSON.stringify({ jsonrpc: '2.0', method, params, id }))
+}
+
+/** The reply to "say": the line is marked delivered, or the error is shown. */
+function said (response) {
+  if (response.error) {
+    show(line([`Not sent: ${response.error.message}`], 'meta'))
+    return
+  }
+  const p = $('log').querySelector(`p[data-at="${response.result.at}"]`)
+  if (p === null) return
+  const mark = document.createElement('span')
+  mark.className = 'delivered'
+  mark.textContent = ` ✓ delivered to ${response.result.members}`
+  p.append(mark)
 }
 const bold = text => { const b = document.createElement('b'); b.textContent = text; return b }
 
@@ -69,7 +93,11 @@ function join (nick, room) {
     }
   }
   function messageLine (m) {
-    if (m.type === 'message') return line([bold(m.nick), `: ${m.text}`], m.nick === nick ? 'mine' : '')
+    if (m.type === 'message') {
+      const p = line([bold(m.nick), `: ${m.text}`], m.nick === nick ? 'mine' : '')
+      if (m.from === myId) p.dataset.at = String(m.at)
+      return p
+    }
     if (m.type === 'joined' || m.type === 'left') return line([`${m.nick} ${m.type} · ${m.members} here`], 'meta')
     if (m.type === 'announce') return line([`Announcement: ${m.text}`], 'announce')
     return null
@@ -82,7 +110,14 @@ function join (nick, room) {
   })
   socket.addEventListener('message', event => {
     const m = JSON.parse(event.data)
+    if (m.jsonrpc === '2.0' && calls.has(m.id)) {
+      const done = calls.get(m.id)
+      calls.delete(m.id)
+      done(m)
+      return
+    }
     if (m.type === 'welcome') {
+      myId = m.id
       setConnected(true, `${m.nick} in ${m.room} · ${m.members} here`)
       if (!m.recovered) {
         // Not recovered (a new page, or away too long): the recent messages, before what this
@@ -161,7 +196,7 @@ $('join').addEventListener('submit', event => {
 $('say').addEventListener('submit', event => {
   event.preventDefault()
   const text = $('text').value.trim()
-  if (text && chat && chat.readyState === WebSocket.OPEN) chat.send(text)
+  if (text && chat && chat.readyState === WebSocket.OPEN) call('say', { text }, said)
   $('text').value = ''
 })
 $('nick').value = `guest${Math.floor(Math.random() * 1000)}`
