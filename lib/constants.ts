@@ -26,7 +26,8 @@ export const DEFAULTS = Object.freeze({
   keyPrefix: 'wshub:',
   nodeTtl: 15_000,
   requestTimeout: 5_000,
-  rateLimitWindow: 1_000
+  rateLimitWindow: 1_000,
+  maxRoomsPerConnection: 10_000
 } as const)
 
 /** How many connections `app.close()` closes before it yields to the event loop. */

@@ -24,6 +24,10 @@ export const WSHUB_ERR_HANDLER_CONSTRUCTED = createError(
 export const WSHUB_ERR_INVALID_ROOM = createError<'WSHUB_ERR_INVALID_ROOM', 400, [string]>(
   'WSHUB_ERR_INVALID_ROOM', 'Invalid room name %s: a room is a non-empty string of at most 256 characters', 400, TypeError)
 
+/** A connection is in `maxRoomsPerConnection` rooms already and tried to join another. */
+export const WSHUB_ERR_TOO_MANY_ROOMS = createError<'WSHUB_ERR_TOO_MANY_ROOMS', 400, [string, string]>(
+  'WSHUB_ERR_TOO_MANY_ROOMS', 'Connection %s is in %s rooms already (maxRoomsPerConnection)', 400, RangeError)
+
 /** An operation needs an open connection, and this one has closed. */
 export const WSHUB_ERR_CONNECTION_CLOSED = createError<'WSHUB_ERR_CONNECTION_CLOSED', 500, [string]>(
   'WSHUB_ERR_CONNECTION_CLOSED', 'Connection %s is closed', 500)

@@ -1,15 +1,17 @@
 import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { WebSocket, WebSocketServer } from 'ws'
-import type { Broker, Envelope, Presence, RequestEnvelope } from './broker/broker.js'
+import type { BroadcastEnvelope, Broker, Envelope, Presence, RequestEnvelope } from './broker/broker.js'
+import { roomChannel } from './broker/keys.js'
 import { Cluster, ownerOf, type RequestFields } from './cluster.js'
 import { closeError } from './close.js'
 import type { BaseConnection } from './connection.js'
 import { CLOSE_BATCH, DEFAULTS, MAX_ROOM_LENGTH, OPEN } from './constants.js'
-import { CloseCode, WSHUB_ERR_BROKER_CLOSED, WSHUB_ERR_INVALID_ROOM } from './errors.js'
+import { CloseCode, WSHUB_ERR_BROKER_CLOSED, WSHUB_ERR_INVALID_ROOM, WSHUB_ERR_TOO_MANY_ROOMS } from './errors.js'
 import { serialize, type Outgoing } from './message.js'
 import type { ResolvedOptions } from './options.js'
 import { RoomRegistry } from './rooms.js'
+import { RoomRouting, type RoutingStats } from './routing.js'
 import { kDeliver, kSocketClosed, kTrySend } from './symbols.js'
 
 /** The cumulative figures of `stats()`. */
@@ -32,12 +34,15 @@ export interface HubSettings {
   rateLimit: ResolvedOptions['rateLimit']
   /** Ms a call about a connection of another node waits for its reply. Default 5 000. */
   requestTimeout: number
+  /** At most this many rooms per connection. Default 10 000. */
+  maxRoomsPerConnection: number
 }
 
 const DEFAULT_SETTINGS: HubSettings = {
   backpressure: { limit: DEFAULTS.backpressureLimit, action: DEFAULTS.backpressureAction },
   rateLimit: false,
-  requestTimeout: DEFAULTS.requestTimeout
+  requestTimeout: DEFAULTS.requestTimeout,
+  maxRoomsPerConnection: DEFAULTS.maxRoomsPerConnection
 }
 
 /** This node's figures: `connections` and `rooms` are current counts, the rest cumulative. */
@@ -49,7 +54,7 @@ export interface HubStats extends HubCounters {
 /** Gets a module's event about a room from another node (see `Hub.publishEvent`). */
 export type RoomEventListener = (room: string, payload: Buffer, origin: string) => void
 
-/** The broker channel every node listens on for room broadcasts and `sendAll`. */
+/** The broker channel every node listens on for `sendAll`. */
 export const BROADCAST_CHANNEL = 'broadcast'
 
 const RESOLVED = Promise.resolve()
@@ -167,6 +172,7 @@ export class Hub {
   readonly #log: FastifyBaseLogger
   readonly #disconnecting = new Set<Promise<void>>()
   readonly #events = new Map<string, RoomEventListener>()
+  readonly #routing: RoomRouting<BaseConnection>
   #closed = false
 
   /** @internal */
@@ -177,6 +183,7 @@ export class Hub {
     this.settings = { ...DEFAULT_SETTINGS, ...settings }
     this.nodeId = randomBytes(6).toString('base64url')
     this.#cluster = new Cluster(this.nodeId, broker, log, this.settings.requestTimeout, request => this.#perform(request))
+    this.#routing = new RoomRouting(broker, this.registry, (room, envelope) => this.#onEnvelope(envelope, room), log)
   }
 
   /**
@@ -190,8 +197,9 @@ export class Hub {
     const presence = this.#presence
     if (presence !== null) {
       await presence.start(this.nodeId, () => this.#snapshot())
-      this.registry.on('join-room', (room: string, id: string) => presence.join(room, id))
-      this.registry.on('leave-room', (room: string, id: string) => presence.leave(room, id))
+      const count = (room: string): number => this.registry.rooms.get(room)?.size ?? 0
+      this.registry.on('join-room', (room: string, id: string) => presence.join(room, id, count(room) === 1))
+      this.registry.on('leave-room', (room: string, id: string) => presence.leave(room, id, count(room) === 0))
     }
   }
 
@@ -315,6 +323,15 @@ export class Hub {
   }
 
   /**
+   * What this node's per-room routing has done: the room channels it listens on, the envelopes that
+   * arrived on them, and how many of those were for a room with no local member (during the grace
+   * period after its last member left). A node with no member in a room gets none of its messages.
+   */
+  routing (): RoutingStats {
+    return this.#routing.stats()
+  }
+
+  /**
    * This node's figures, synchronously: `connections` and `rooms` are current counts, the rest
    * cumulative (`messagesOut` counts one per recipient).
    */
@@ -331,10 +348,10 @@ export class Hub {
    * @internal
    */
   joinLocal (conn: BaseConnection, room: string): Promise<void> {
-    const invalid = roomError(room)
+    const invalid = roomError(room) ?? this.#roomsError(conn, room)
     if (invalid !== null) return Promise.reject(invalid)
     this.#setMembership(conn, room, true)
-    return RESOLVED
+    return this.#routing.ready(room)
   }
 
   /**
@@ -360,17 +377,17 @@ export class Hub {
       ? { origin: this.nodeId, type: 'all', binary: message.binary, payload: message.payload }
       : { origin: this.nodeId, type: 'rooms', rooms, binary: message.binary, payload: message.payload }
     if (except !== null) envelope.except = except
-    return this.#broker.publish(BROADCAST_CHANNEL, envelope)
+    return rooms === null ? this.#broker.publish(BROADCAST_CHANNEL, envelope) : this.#routing.publish(envelope as BroadcastEnvelope)
   }
 
   /**
-   * Publishes a module's event about a room (a presence change, say) to the other nodes; `onEvent`
-   * listeners of the same topic get it there. The publishing node does not get its own.
+   * Publishes a module's event about a room (a presence change, say) on the room's channel, to the other
+   * nodes that have members of the room; `onEvent` listeners of the same topic get it there. The publishing node does not get its own.
    * @internal
    */
   publishEvent (topic: string, room: string, payload: Buffer): Promise<void> {
     if (this.#closed) return Promise.reject(new WSHUB_ERR_BROKER_CLOSED())
-    return this.#broker.publish(BROADCAST_CHANNEL, { origin: this.nodeId, type: 'event', topic, room, payload })
+    return this.#broker.publish(roomChannel(room), { origin: this.nodeId, type: 'event', topic, room, payload })
   }
 
   /**
@@ -444,6 +461,7 @@ export class Hub {
   async stop (): Promise<void> {
     this.#closed = true
     this.#cluster.stop()
+    this.#routing.stop()
     await this.#presence?.stop()
     await this.#broker.close()
   }
@@ -453,8 +471,17 @@ export class Hub {
     if (invalid !== null) return Promise.reject(invalid)
     const conn = this.registry.connections.get(id)
     if (conn === undefined) return this.#remote(id, { op: join ? 'join' : 'leave', target: id, room })
+    const full = join ? this.#roomsError(conn, room) : null
+    if (full !== null) return Promise.reject(full)
     this.#setMembership(conn, room, join)
-    return Promise.resolve(true)
+    return join ? this.#routing.ready(room).then(() => true) : Promise.resolve(true)
+  }
+
+  /** `WSHUB_ERR_TOO_MANY_ROOMS` when `conn` is in as many rooms as it may be and `room` is not one of them. */
+  #roomsError (conn: BaseConnection, room: string): Error | null {
+    const rooms = this.registry.roomsOf(conn)
+    const max = this.settings.maxRoomsPerConnection
+    return rooms.size < max || rooms.has(room) ? null : new WSHUB_ERR_TOO_MANY_ROOMS(conn.id, String(max))
   }
 
   #setMembership (conn: BaseConnection, room: string, join: boolean): void {
@@ -485,10 +512,10 @@ export class Hub {
         return conn.close(request.code, request.reason).then(() => true)
       case 'join':
       case 'leave': {
-        const invalid = roomError(request.room)
+        const invalid = roomError(request.room) ?? (request.op === 'join' ? this.#roomsError(conn, request.room as string) : null)
         if (invalid !== null) throw invalid
         this.#setMembership(conn, request.room as string, request.op === 'join')
-        return true
+        return request.op === 'join' ? this.#routing.ready(request.room as string).then(() => true) : true
       }
       default:
         return true // has
@@ -500,7 +527,8 @@ export class Hub {
     for (const [room, members] of this.registry.rooms) yield [room, Array.from(members, member => member.id)]
   }
 
-  #onEnvelope (envelope: Envelope): void {
+  /** An envelope from another node, on the broadcast channel or (`via`) on a room's channel. */
+  #onEnvelope (envelope: Envelope, via?: string): void {
     if (envelope.origin === this.nodeId) return
     if (envelope.type === 'event') {
       this.#events.get(envelope.topic)?.(envelope.room, envelope.payload, envelope.origin)
@@ -508,6 +536,11 @@ export class Hub {
     }
     if (envelope.type !== 'rooms' && envelope.type !== 'all') return
     const message: Outgoing = { binary: envelope.binary, payload: envelope.payload }
+    if (via !== undefined && envelope.type === 'rooms') {
+      const except = this.#routing.exceptFor(via, envelope)
+      if (except !== false) this.#deliver(message, [via], except)
+      return
+    }
     this.#deliver(message, envelope.type === 'all' ? null : envelope.rooms ?? [], envelope.except ?? null)
   }
 

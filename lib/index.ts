@@ -62,7 +62,8 @@ const wsHubPlugin: FastifyPluginAsync<WsHubOptions> = async function wsHub (fast
   const hub = new Hub(await createBroker(fastify, options), fastify.log, {
     backpressure: options.backpressure,
     rateLimit: options.rateLimit,
-    requestTimeout: options.requestTimeout
+    requestTimeout: options.requestTimeout,
+    maxRoomsPerConnection: options.maxRoomsPerConnection
   })
   try {
     await hub.start()

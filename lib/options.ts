@@ -21,7 +21,8 @@ export interface WsHubOptions {
   allowedOrigins?: readonly string[] | ((origin: string | undefined) => boolean)
   /**
    * Redis for more than one process: a `redis://` URL, ioredis options, an ioredis client (used, never
-   * closed, by the plugin), or `true` for `app.redis` of `@fastify/redis`.
+   * closed, by the plugin), `true` for `app.redis` of `@fastify/redis`, or a Redis Cluster:
+   * `{ cluster: [{ host, port }, ...], ...ioredis cluster options }` or an ioredis `Cluster`.
    */
   redis?: RedisInput | true
   /** Prefix of Redis keys and channels. Default `'wshub:'`. */
@@ -38,6 +39,8 @@ export interface WsHubOptions {
   maxConnections?: number
   /** At most this many WebSocket connections from one client IP (`request.ip`); more get 429. */
   maxConnectionsPerIp?: number
+  /** At most this many rooms per connection; a join past it rejects with `WSHUB_ERR_TOO_MANY_ROOMS`. Default 10 000. */
+  maxRoomsPerConnection?: number
   /** Passed through to `@fastify/websocket` when the hub registers it. */
   websocket?: WebsocketPluginOptions
 }
@@ -56,12 +59,13 @@ export interface ResolvedOptions {
   rateLimit: false | { max: number, windowMs: number, action: RateLimitAction }
   maxConnections: number
   maxConnectionsPerIp: number
+  maxRoomsPerConnection: number
   websocket: WebsocketPluginOptions
 }
 
 const KNOWN = new Set([
   'maxPayload', 'heartbeat', 'backpressure', 'allowedOrigins', 'redis', 'keyPrefix', 'nodeTtl',
-  'requestTimeout', 'closeTimeout', 'rateLimit', 'maxConnections', 'maxConnectionsPerIp', 'websocket'
+  'requestTimeout', 'closeTimeout', 'rateLimit', 'maxConnections', 'maxConnectionsPerIp', 'maxRoomsPerConnection', 'websocket'
 ])
 
 // Options that Fastify's register() itself takes and passes on to every plugin.
@@ -124,6 +128,10 @@ function redis (value: unknown): ResolvedOptions['redis'] {
     fail('redis', 'a URL string, ioredis options, an ioredis client or true', value)
   }
   if (typeof value === 'string' && !/^rediss?:\/\//.test(value)) fail('redis', 'a redis:// or rediss:// URL', value)
+  const client = isPlainObject(value) && typeof value.duplicate === 'function'
+  if (isPlainObject(value) && !client && 'cluster' in value && (!Array.isArray(value.cluster) || value.cluster.length === 0)) {
+    fail('redis.cluster', 'a non-empty list of { host, port } startup nodes', value.cluster)
+  }
   return value as ResolvedOptions['redis']
 }
 
@@ -139,6 +147,8 @@ export function resolveOptions (options: unknown): ResolvedOptions {
   }
   const keyPrefix = options.keyPrefix ?? DEFAULTS.keyPrefix
   if (typeof keyPrefix !== 'string' || keyPrefix.length === 0) fail('keyPrefix', 'a non-empty string', keyPrefix)
+  // A brace in the prefix would take the place of a room's hash tag.
+  if (/[{}]/.test(keyPrefix)) fail('keyPrefix', 'a string without { or } (the room names are the hash tags)', keyPrefix)
   const websocket = options.websocket ?? {}
   if (!isPlainObject(websocket)) fail('websocket', 'an object of @fastify/websocket options', websocket)
   return {
@@ -154,6 +164,7 @@ export function resolveOptions (options: unknown): ResolvedOptions {
     rateLimit: rateLimit(options.rateLimit),
     maxConnections: positiveInteger('maxConnections', options.maxConnections, Infinity),
     maxConnectionsPerIp: positiveInteger('maxConnectionsPerIp', options.maxConnectionsPerIp, Infinity),
+    maxRoomsPerConnection: positiveInteger('maxRoomsPerConnection', options.maxRoomsPerConnection, DEFAULTS.maxRoomsPerConnection),
     websocket: websocket as WebsocketPluginOptions
   }
 }

@@ -39,7 +39,7 @@ describe('RedisBroker', () => {
     await b.publish('broadcast', { origin: 'n', type: 'all', binary: true, payload: Buffer.from([0xff, 0x00]) })
     await until(() => seen.length === 1)
     assert.equal(seen[0][0], 'app1:broadcast')
-    assert.deepEqual([...seen[0][1]], [1, 0x12, 1, 0x6e, 0xff, 0x00])
+    assert.deepEqual([...seen[0][1]], [2, 0x12, 1, 0x6e, 0xff, 0x00])
   })
 
   test('an envelope that cannot be encoded rejects publish and direct with WSHUB_ERR_INVALID_ENVELOPE', async t => {
@@ -118,7 +118,7 @@ describe('RedisBroker', () => {
     await until(async () => await subscribers() === 0, 2000, 'the subscriber connection to close')
   })
 
-  test('an ioredis keyPrefix on the app\'s client applies neither to the channels nor to the keys', async t => {
+  test('an ioredis keyPrefix on the app\'s client applies to every key (in front of ours), not to the channels', async t => {
     const client = new Redis(redis.url, { keyPrefix: 'app:' })
     t.after(() => client.quit())
     const keyPrefix = uniquePrefix()
@@ -132,7 +132,7 @@ describe('RedisBroker', () => {
     const raw = new Redis(redis.url)
     t.after(() => raw.disconnect())
     assert.deepEqual((await raw.keys(`*${keyPrefix}*`)).sort(), [
-      `${keyPrefix}alive#node1`, `${keyPrefix}members#node1#r`, `${keyPrefix}nodes`, `${keyPrefix}room#r`, `${keyPrefix}rooms#node1`
+      `app:${keyPrefix}members#{r}#node1`, `app:${keyPrefix}node#{node1}#rooms`, `app:${keyPrefix}nodes`, `app:${keyPrefix}nodes#{r}`
     ])
   })
 

@@ -51,7 +51,7 @@ describe('the forms of the redis option', () => {
     const a = await node(t, { redis: { host: '127.0.0.1', port: redis.port }, keyPrefix })
     const onA = await member(t, a, 'r')
     assert.equal(await a.ws.roomSize('r'), 1)
-    assert.deepEqual(await inspect.smembers(`${keyPrefix}members#${a.ws.nodeId}#r`), [onA.id])
+    assert.deepEqual(await inspect.smembers(`${keyPrefix}members#{r}#${a.ws.nodeId}`), [onA.id])
   })
 
   test('a client of the app: used, and still open after app.close()', async t => {
@@ -61,10 +61,10 @@ describe('the forms of the redis option', () => {
     const app = Fastify()
     await app.register(wsHub, { redis: client, keyPrefix })
     await app.ready()
-    assert.equal(await inspect.exists(`${keyPrefix}alive#${app.ws.nodeId}`), 1)
+    assert.notEqual(await inspect.zscore(`${keyPrefix}nodes`, app.ws.nodeId), null)
     await app.close()
     assert.equal(client.status, 'ready')
-    assert.equal(await inspect.exists(`${keyPrefix}alive#${app.ws.nodeId}`), 0, 'its keys are removed')
+    assert.equal(await inspect.zscore(`${keyPrefix}nodes`, app.ws.nodeId), null, 'its keys are removed')
   })
 
   test('true: app.redis of @fastify/redis, registered first; the keys are removed before @fastify/redis closes it', async t => {
