@@ -183,7 +183,8 @@ export class Hub {
     this.settings = { ...DEFAULT_SETTINGS, ...settings }
     this.nodeId = randomBytes(6).toString('base64url')
     this.#cluster = new Cluster(this.nodeId, broker, log, this.settings.requestTimeout, request => this.#perform(request))
-    this.#routing = new RoomRouting(broker, this.registry, (room, envelope) => this.#onEnvelope(envelope, room), log)
+    this.#routing = new RoomRouting(broker, this.registry, (room, envelope) => this.#onEnvelope(envelope, room), log,
+      this.settings.requestTimeout)
   }
 
   /**

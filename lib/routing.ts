@@ -49,16 +49,20 @@ export class RoomRouting<M extends Member> {
   #received = 0
   #idle = 0
   #stopped = false
+  readonly #timeout: number
 
   /**
    * @param broker - the transport
    * @param registry - the node's rooms
    * @param listener - gets each envelope that arrives on a room channel of a room with local members
    * @param log - where failed subscriptions are reported
+   * @param timeout - ms a `join` waits at most for its subscription (the transport may be down)
    * @param grace - ms before unsubscribing a room that has no local member left
    */
-  constructor (broker: Broker, registry: RoomRegistry<M>, listener: RoomEnvelopeListener, log: FastifyBaseLogger, grace = ROOM_UNSUBSCRIBE_GRACE) {
+  constructor (broker: Broker, registry: RoomRegistry<M>, listener: RoomEnvelopeListener, log: FastifyBaseLogger,
+    timeout: number, grace = ROOM_UNSUBSCRIBE_GRACE) {
     this.#broker = broker
+    this.#timeout = timeout
     this.#registry = registry
     this.#listener = listener
     this.#log = log
@@ -70,8 +74,8 @@ export class RoomRouting<M extends Member> {
   /**
    * Resolves once this node listens on `room`'s channel (at once when it already did), so that a
    * message published to the room after a local `join` resolved reaches the new member. A failed
-   * subscription resolves too (local delivery does not need it; the broker subscribes again when its
-   * transport is back).
+   * subscription resolves too, and so does one not confirmed within the request timeout (local
+   * delivery does not need it; the broker subscribes again when its transport is back).
    */
   ready (room: string): Promise<void> {
     return this.#subscribed.get(room) ?? RESOLVED
@@ -121,12 +125,20 @@ export class RoomRouting<M extends Member> {
 
   #onCreate = (room: string): void => {
     if (this.#leaving.delete(room) || this.#subscribed.has(room) || this.#stopped) return
-    const pending = this.#broker.subscribe(roomChannel(room), envelope => this.#onEnvelope(room, envelope)).then(() => {
+    let timer: NodeJS.Timeout | undefined
+    const settled = (): void => {
+      clearTimeout(timer)
       if (this.#subscribed.get(room) === pending) this.#subscribed.set(room, null)
-    }, (err: Error) => {
-      if (this.#subscribed.get(room) === pending) this.#subscribed.set(room, null)
+    }
+    const subscribed = this.#broker.subscribe(roomChannel(room), envelope => this.#onEnvelope(room, envelope)).then(settled, (err: Error) => {
+      settled()
       this.#log.debug({ err, room }, 'fastify-ws-hub: could not subscribe to a room channel')
     })
+    const late = new Promise<void>(resolve => {
+      timer = setTimeout(resolve, this.#timeout)
+      timer.unref()
+    })
+    const pending: Promise<void> = Promise.race([subscribed, late]).then(settled)
     this.#subscribed.set(room, pending)
   }
 

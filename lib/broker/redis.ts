@@ -130,6 +130,10 @@ export class RedisBroker implements Broker {
   #subscriberOnly = false
   /** How many times a connection other than the subscriber's closed. */
   #losses = 0
+  /** On a cluster: each master's run id (a master that restarted has a new one, and may have lost its keys). */
+  readonly #runIds = new Map<string, string>()
+  #masterTimer: NodeJS.Timeout | null = null
+  #checking = false
   #lastError: Error | null = null
   #warnedWrite = false
 
@@ -168,6 +172,12 @@ export class RedisBroker implements Broker {
       client.on('ready', this.#onReady)
     }
     this.#sub.on(this.sharded ? 'smessageBuffer' : 'messageBuffer', this.#onMessage)
+    if (this.sharded) {
+      this.#pub.on('+node', this.#onNodeAdded)
+      // Restarted masters are looked for on every liveness refresh too (events can come before the master is back).
+      this.#masterTimer = setInterval(() => { this.#checkMasters() }, Math.max(Math.floor((options.nodeTtl ?? DEFAULTS.nodeTtl) / 3), 10))
+      this.#masterTimer.unref()
+    }
 
     const link: RedisLink = {
       ready: () => this.#pub.status === 'ready',
@@ -347,6 +357,7 @@ export class RedisBroker implements Broker {
     this.#flush()
     this.#state = CLOSED
     this.#listeners.clear()
+    if (this.#masterTimer !== null) clearInterval(this.#masterTimer)
     await this.presence.stop()
     this.#sub.off(this.sharded ? 'smessageBuffer' : 'messageBuffer', this.#onMessage)
     this.#sub.off('close', this.#onSubscriberClose)
@@ -358,6 +369,7 @@ export class RedisBroker implements Broker {
         this.#pub.off(event, event === 'ready' ? this.#onReady : this.#onClose)
       }
       this.#pub.off('error', this.#onError)
+      this.#pub.off('+node', this.#onNodeAdded)
     }
     await Promise.all(closing)
   }
@@ -458,6 +470,32 @@ export class RedisBroker implements Broker {
     }, lost)
   }
 
+  /** A master (re)joined the cluster client: it may be a restarted one. */
+  #onNodeAdded = (): void => {
+    setTimeout(() => { this.#checkMasters() }, 100).unref()
+  }
+
+  /**
+   * Refreshes the cluster client's map of the slots (a master that was gone is added back: ioredis
+   * refreshes it on redirections only), then reads each master's run id; when one changed (the master
+   * restarted, and without persistence lost its keys), this node writes its presence again.
+   */
+  #checkMasters (): void {
+    if (this.#checking || this.#state !== UP) return
+    this.#checking = true
+    const pub = this.#pub as Cluster
+    new Promise<void>(resolve => { pub.refreshSlotsCache(() => resolve()) }).then(() => Promise.all(pub.nodes('master').map(async master => {
+      const info = await this.#bounded(master.info('server'), 'info')
+      const runId = /run_id:(\w+)/.exec(info)?.[1] ?? ''
+      const key = `${master.options.host ?? ''}:${master.options.port ?? ''}`
+      const known = this.#runIds.get(key)
+      this.#runIds.set(key, runId)
+      return known !== undefined && known !== runId
+    }))).then(changed => {
+      if (changed.includes(true) && this.#state === UP) this.presence.restore()
+    }, noop).finally(() => { this.#checking = false })
+  }
+
   #onPublishError = (err: Error): void => {
     // The connection dropped with the message in flight: the loss is logged once by #onClose.
     this.#log.debug({ err }, 'fastify-ws-hub: a publish to Redis failed')
@@ -469,6 +507,7 @@ export class RedisBroker implements Broker {
     this.#state = UP
     this.#lastError = null
     this.#warnedWrite = false
+    if (this.sharded) this.#checkMasters()
     if (wasDown) {
       this.#log.info('fastify-ws-hub: Redis connection is back; cross-node delivery resumes')
       if (!this.#subscriberOnly) this.presence.restore()
