@@ -145,7 +145,7 @@ test('Redis dropping the subscriber for its pub/sub output buffer is logged once
   t.after(() => raw.disconnect())
   await raw.ping()
   // 24 MB for a's subscriber while this process (and so a's subscriber) reads nothing for 1.5 s.
-  const flood = raw.eval(`for i = 1, 2400 do redis.call('publish', KEYS[1], ARGV[1]) end return 1`, 1,
+  const flood = raw.eval('for i = 1, 2400 do redis.call(\'publish\', KEYS[1], ARGV[1]) end return 1', 1,
     `${keyPrefix}room#{flood}`, 'x'.repeat(10_000))
   const until1500 = Date.now() + 1500
   while (Date.now() < until1500) { /* block the event loop */ }

@@ -170,5 +170,4 @@ describe('on a 3-master Redis Cluster', () => {
     for (const [i, other] of rooms.entries()) assert.equal(await a.hub.roomSize(other), 1, `room on master ${i}`)
     assert.equal(await a.hub.has(members[0].id), true)
   })
-
 })

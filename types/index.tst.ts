@@ -6,7 +6,7 @@ import Fastify, {
   type FastifyRequest,
   type FastifyTypeProvider
 } from 'fastify'
-import { Redis } from 'ioredis'
+import { Cluster, Redis } from 'ioredis'
 import type { IncomingHttpHeaders } from 'node:http'
 import { describe, expect, test } from 'tstyche'
 import wsHub, {
@@ -16,6 +16,7 @@ import wsHub, {
   WebSocketHandler,
   WSHUB_ERR_BROKER_CLOSED,
   WSHUB_ERR_INVALID_ENVELOPE,
+  WSHUB_ERR_TOO_MANY_ROOMS,
   WSHUB_ERR_REDIS_UNAVAILABLE,
   WSHUB_ERR_REQUEST_TIMEOUT,
   WSHUB_ERR_CONNECTION_CLOSED,
@@ -84,6 +85,9 @@ describe('registering', () => {
     expect(app.register).type.toBeCallableWith(wsHub, { redis: true })
     expect(app.register).type.toBeCallableWith(wsHub, { redis: { host: '127.0.0.1', port: 6379 } })
     expect(app.register).type.toBeCallableWith(wsHub, { redis: new Redis({ lazyConnect: true }) })
+    expect(app.register).type.toBeCallableWith(wsHub, { redis: { cluster: [{ host: '127.0.0.1', port: 7000 }], scaleReads: 'master' } })
+    expect(app.register).type.toBeCallableWith(wsHub, { redis: new Cluster([{ host: '127.0.0.1', port: 7000 }], { lazyConnect: true }) })
+    expect(app.register).type.toBeCallableWith(wsHub, { maxRoomsPerConnection: 100 })
     expect(app.register).type.toBeCallableWith(wsHub, { prefix: '/ws', logLevel: 'warn' })
   })
 
@@ -200,6 +204,10 @@ describe('app.ws: the hub', () => {
     expect(app.ws.size).type.toBe<number>()
     // @ts-expect-error Cannot assign to 'size' because it is a read-only property -- a getter
     app.ws.size = 0
+  })
+
+  test('routing() gives the counts of this node\'s per-room routing', () => {
+    expect(app.ws.routing()).type.toBe<{ channels: number, received: number, idle: number }>()
   })
 
   test('stats() gives this node\'s figures synchronously', () => {
@@ -642,6 +650,7 @@ describe('errors', () => {
     expect(WSHUB_ERR_REQUEST_TIMEOUT).type.toBeAssignableTo<FastifyErrorConstructor>()
     expect(WSHUB_ERR_REDIS_UNAVAILABLE).type.toBeAssignableTo<FastifyErrorConstructor>()
     expect(WSHUB_ERR_INVALID_ENVELOPE).type.toBeAssignableTo<FastifyErrorConstructor>()
+    expect(WSHUB_ERR_TOO_MANY_ROOMS).type.toBeAssignableTo<FastifyErrorConstructor>()
   })
 
   test('the list above is every WSHUB_ERR_ export (add a new error to it)', () => {
@@ -660,6 +669,7 @@ describe('errors', () => {
       | 'WSHUB_ERR_REQUEST_TIMEOUT'
       | 'WSHUB_ERR_REDIS_UNAVAILABLE'
       | 'WSHUB_ERR_INVALID_ENVELOPE'
+      | 'WSHUB_ERR_TOO_MANY_ROOMS'
     >()
   })
 
