@@ -457,17 +457,20 @@ export class RedisBroker implements Broker {
     this.#state = DOWN
     this.#subscriberOnly = true
     const losses = this.#losses
-    const lost = (): void => {
-      this.#log.warn({ err: this.#lastError ?? undefined },
-        'fastify-ws-hub: lost the connection to Redis; local delivery goes on, cross-node delivery and calls fail until it is back')
-    }
     this.#bounded(this.#pub.ping(), 'ping').then(() => {
-      // The command connection went down meanwhile (and the ping waited for it): Redis itself was gone.
-      if (this.#losses !== losses) return lost()
+      // The command connection went down meanwhile: Redis itself was gone, and #onClose said so.
+      if (this.#losses !== losses) return
       this.#log.warn('fastify-ws-hub: Redis closed the subscriber connection while the command connection stayed up, most ' +
         'likely for its pub/sub output buffer (client-output-buffer-limit pubsub on the Redis server): the ' +
         'messages published to this node meanwhile are lost; raise that limit, or read faster (fewer messages per node)')
-    }, lost)
+    }, () => {
+      if (this.#losses === losses) this.#warnLost()
+    })
+  }
+
+  #warnLost (): void {
+    this.#log.warn({ err: this.#lastError ?? undefined },
+      'fastify-ws-hub: lost the connection to Redis; local delivery goes on, cross-node delivery and calls fail until it is back')
   }
 
   /** A master (re)joined the cluster client: it may be a restarted one. */
@@ -518,12 +521,13 @@ export class RedisBroker implements Broker {
   #onClose = (): void => {
     // The next connection may be to a restarted Redis that knows no script.
     this.#loaded.clear()
+    // The subscriber's close just before was Redis going away too: said here, once.
+    const subscriberFirst = this.#subscriberOnly && this.#state === DOWN
     this.#subscriberOnly = false
     this.#losses++
-    if (this.#state !== UP) return
+    if (this.#state !== UP && !subscriberFirst) return
     this.#state = DOWN
-    this.#log.warn({ err: this.#lastError ?? undefined },
-      'fastify-ws-hub: lost the connection to Redis; local delivery goes on, cross-node delivery and calls fail until it is back')
+    this.#warnLost()
   }
 
   #onError = (err: Error): void => {
