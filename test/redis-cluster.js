@@ -8,64 +8,19 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before } from 'node:test'
 import { Redis } from 'ioredis'
-import { freePort, requireRedisServer } from './redis-server.js'
+import { freePort, RedisServer, requireRedisServer } from './redis-server.js'
 
 /** How long the masters wait before they call one of them failed (short, so a restart test is quick). */
 const NODE_TIMEOUT = 1000
 
-/** One master of the cluster: `kill()` ends it with SIGKILL, `start()` starts it again on its port. */
-class ClusterMaster {
-  constructor (port, dir) {
-    this.port = port
-    this.dir = dir
-    this.process = null
-    this.output = ''
-  }
-
-  async start () {
-    const child = spawn('redis-server', [
-      '--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-      '--protected-mode', 'no', '--loglevel', 'warning', '--cluster-enabled', 'yes',
-      '--cluster-config-file', join(this.dir, `nodes-${this.port}.conf`), '--cluster-node-timeout', String(NODE_TIMEOUT),
-      // The other shards keep serving while one master is down (there are no replicas to fail over to).
-      '--cluster-require-full-coverage', 'no', '--cluster-allow-reads-when-down', 'yes', '--dir', this.dir
-    ], { stdio: ['ignore', 'pipe', 'pipe'] })
-    child.stdout.on('data', chunk => { this.output += chunk })
-    child.stderr.on('data', chunk => { this.output += chunk })
-    this.process = child
-    const exited = once(child, 'exit').then(([code]) => { throw new Error(`redis-server exited with ${code}: ${this.output.trim()}`) })
-    exited.catch(() => {})
-    await Promise.race([ping(this.port), exited])
-  }
-
-  async kill () {
-    const child = this.process
-    if (child === null) return
-    this.process = null
-    if (child.exitCode === null && child.signalCode === null) {
-      const exited = once(child, 'exit')
-      child.kill('SIGKILL')
-      await exited
-    }
-  }
-}
-
-/** Resolves once the server on `port` answers PING. */
-async function ping (port, ms = 5000) {
-  const deadline = Date.now() + ms
-  while (true) {
-    const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 })
-    client.on('error', () => {})
-    try {
-      await client.connect()
-      if (await client.ping() === 'PONG') return
-    } catch {
-      if (Date.now() > deadline) throw new Error(`redis-server on port ${port} did not answer within ${ms} ms`)
-      await new Promise(resolve => setTimeout(resolve, 25))
-    } finally {
-      client.disconnect()
-    }
-  }
+/** One master of the cluster: a redis-server with --cluster-enabled yes and its node file in `dir`. */
+function clusterMaster (port, dir) {
+  return new RedisServer(port, [
+    '--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--dir', dir,
+    '--cluster-node-timeout', String(NODE_TIMEOUT),
+    // The other shards keep serving while one master is down (there are no replicas to fail over to).
+    '--cluster-require-full-coverage', 'no', '--cluster-allow-reads-when-down', 'yes'
+  ])
 }
 
 /** Runs redis-cli with `args`; rejects with its output when it fails. */
@@ -96,7 +51,7 @@ export class RedisCluster {
 
   async start () {
     requireRedisServer()
-    for (let i = 0; i < 3; i++) this.masters.push(new ClusterMaster(await freePort(), this.dir))
+    for (let i = 0; i < 3; i++) this.masters.push(clusterMaster(await freePort(), this.dir))
     await Promise.all(this.masters.map(master => master.start()))
     await redisCli(['--cluster', 'create', ...this.masters.map(master => `127.0.0.1:${master.port}`),
       '--cluster-replicas', '0', '--cluster-yes'])
@@ -121,8 +76,7 @@ export class RedisCluster {
 
   /** Kills master `i` with SIGKILL and starts it again on its port: it comes back empty, with its slots. */
   async restartMaster (i) {
-    await this.masters[i].kill()
-    await this.masters[i].start()
+    await this.masters[i].restart()
     await this.ready()
   }
 
