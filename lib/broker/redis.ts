@@ -343,6 +343,13 @@ export class RedisBroker implements Broker {
         // A shard channel is subscribed on its own master: one command each (sent together).
         ? names.map(name => run[0]!.subscribe ? (sub as Cluster).ssubscribe(name) : (sub as Cluster).sunsubscribe(name))
         : [run[0]!.subscribe ? sub.subscribe(...names) : sub.unsubscribe(...names)]
+      // While Redis is away the commands wait in ioredis's offline queue, and go out when it is back:
+      // do not make a join wait for that (local delivery does not need it).
+      if (sub.status !== 'ready') {
+        for (const op of run) op.resolve()
+        Promise.all(sent).catch(noop)
+        continue
+      }
       Promise.all(sent).then(() => {
         for (const op of run) op.resolve()
       }, (err: Error) => {
