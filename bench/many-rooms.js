@@ -75,7 +75,7 @@ function member (kind, port, room, counter) {
       })
       ws.once('error', reject)
     } else {
-      const socket = sioConnect(`http://127.0.0.1:${port}`, { transports: ['websocket'], query: { room }, reconnection: false })
+      const socket = sioConnect(`http://127.0.0.1:${port}`, { transports: ['websocket'], query: { room }, reconnection: false, timeout: 60_000 })
       socket.once('ready', () => {
         socket.on('msg', () => { counter.count++ })
         resolve(() => socket.disconnect())
@@ -98,15 +98,19 @@ async function redisFigures (client) {
 async function run (kind, nodes, redis, client) {
   const servers = await Promise.all(Array.from({ length: nodes }, () => startServer(kind, redis.url)))
   const counter = { count: 0 }
-  const closers = []
+  const close = []
   const roomsOf = servers.map(() => [])
   for (let r = 0; r < ROOMS; r++) roomsOf[r % nodes].push(`room${r}`)
   for (const [i, server] of servers.entries()) {
-    for (const room of roomsOf[i]) {
-      for (let m = 0; m < SIZE; m++) closers.push(member(kind, server.port, room, counter))
+    // In batches, so that a busy machine does not time the connections out.
+    for (let start = 0; start < roomsOf[i].length; start += 40) {
+      const batch = []
+      for (const room of roomsOf[i].slice(start, start + 40)) {
+        for (let m = 0; m < SIZE; m++) batch.push(member(kind, server.port, room, counter))
+      }
+      close.push(...await Promise.all(batch))
     }
   }
-  const close = await Promise.all(closers)
   for (const [i, server] of servers.entries()) {
     server.child.send({ start: { rooms: roomsOf[i], perSecond: RATE / nodes, payload: PAYLOAD } })
   }
