@@ -383,7 +383,8 @@ export class Hub {
 
   /**
    * Publishes a module's event about a room (a presence change, say) on the room's channel, to the other
-   * nodes that have members of the room; `onEvent` listeners of the same topic get it there. The publishing node does not get its own.
+   * nodes that have members of the room; `onEvent` listeners of the same topic get it there. The
+   * publishing node does not get its own.
    * @internal
    */
   publishEvent (topic: string, room: string, payload: Buffer): Promise<void> {
