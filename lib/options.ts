@@ -2,6 +2,7 @@ import type { WebsocketPluginOptions } from '@fastify/websocket'
 import type { RedisInput } from './broker/redis.js'
 import { DEFAULT_CLOSE_TIMEOUT, DEFAULTS } from './constants.js'
 import { WSHUB_ERR_INVALID_OPTION } from './errors.js'
+import { hooksOf, type OnMessageHook } from './hooks.js'
 
 /** What `backpressure.action` may be. */
 export type BackpressureAction = 'close' | 'drop'
@@ -43,6 +44,8 @@ export interface WsHubOptions {
   maxRoomsPerConnection?: number
   /** Passed through to `@fastify/websocket` when the hub registers it. */
   websocket?: WebsocketPluginOptions
+  /** Message hooks of every ws route of the app, before the route's own (a function or an array). */
+  onMessage?: OnMessageHook | OnMessageHook[]
 }
 
 /** The options with every default filled in. */
@@ -61,11 +64,13 @@ export interface ResolvedOptions {
   maxConnectionsPerIp: number
   maxRoomsPerConnection: number
   websocket: WebsocketPluginOptions
+  onMessage: OnMessageHook[]
 }
 
 const KNOWN = new Set([
   'maxPayload', 'heartbeat', 'backpressure', 'allowedOrigins', 'redis', 'keyPrefix', 'nodeTtl',
-  'requestTimeout', 'closeTimeout', 'rateLimit', 'maxConnections', 'maxConnectionsPerIp', 'maxRoomsPerConnection', 'websocket'
+  'requestTimeout', 'closeTimeout', 'rateLimit', 'maxConnections', 'maxConnectionsPerIp', 'maxRoomsPerConnection', 'websocket',
+  'onMessage'
 ])
 
 // Options that Fastify's register() itself takes and passes on to every plugin.
@@ -151,6 +156,8 @@ export function resolveOptions (options: unknown): ResolvedOptions {
   if (/[{}]/.test(keyPrefix)) fail('keyPrefix', 'a string without { or } (the room names are the hash tags)', keyPrefix)
   const websocket = options.websocket ?? {}
   if (!isPlainObject(websocket)) fail('websocket', 'an object of @fastify/websocket options', websocket)
+  const onMessage = hooksOf(options.onMessage)
+  if (onMessage === null) fail('onMessage', 'a function or an array of functions', options.onMessage)
   return {
     maxPayload: positiveInteger('maxPayload', options.maxPayload, DEFAULTS.maxPayload),
     heartbeat: heartbeat(options.heartbeat),
@@ -165,6 +172,7 @@ export function resolveOptions (options: unknown): ResolvedOptions {
     maxConnections: positiveInteger('maxConnections', options.maxConnections, Infinity),
     maxConnectionsPerIp: positiveInteger('maxConnectionsPerIp', options.maxConnectionsPerIp, Infinity),
     maxRoomsPerConnection: positiveInteger('maxRoomsPerConnection', options.maxRoomsPerConnection, DEFAULTS.maxRoomsPerConnection),
-    websocket: websocket as WebsocketPluginOptions
+    websocket: websocket as WebsocketPluginOptions,
+    onMessage
   }
 }
