@@ -62,6 +62,16 @@ export function construct<C extends BaseConnection> (Class: new () => C, init: C
   }
 }
 
+/**
+ * The type of `conn.state`: any key by default. Declare the keys an application keeps there to type
+ * them, as Fastify's `FastifyRequest` is extended:
+ * `declare module 'fastify-ws-hub' { interface ConnectionState { user?: { name: string } } }`.
+ * (A class handler may keep its data in its own fields instead, typed with the class.)
+ */
+export interface ConnectionState {
+  [key: string]: unknown
+}
+
 /** The route parameters of a route generic, as `request.params` types them. */
 export type ParamsOf<RouteGeneric extends RouteGenericInterface> = FastifyRequest<RouteGeneric>['params']
 
@@ -86,7 +96,7 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
   #inbox: Inbox | null = null
   #closeCode = 0
   #closeReason = ''
-  #data: Record<string, unknown> | null = null
+  #data: ConnectionState | null = null
   #abort: AbortController | null = null
   #log: FastifyBaseLogger | null = null
   #socketClosed: Promise<void> | null = null
@@ -165,11 +175,11 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
   }
 
   /** A plain object for the application's own per-connection data. */
-  get state (): Record<string, unknown> {
+  get state (): ConnectionState {
     return (this.#data ??= {})
   }
 
-  set state (value: Record<string, unknown>) {
+  set state (value: ConnectionState) {
     this.#data = value
   }
 

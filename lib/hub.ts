@@ -208,9 +208,13 @@ export class Hub {
     return this.registry.connections.size
   }
 
-  /** The local connection with this id (the `conn` of a function handler, the instance of a class handler). */
-  get (id: string): BaseConnection | undefined {
-    return this.registry.connections.get(id)
+  /**
+   * The local connection with this id (the `conn` of a function handler, the instance of a class
+   * handler). Name the class to get its own members: `app.ws.get<ChatSocket>(id)` (the caller vouches
+   * for the id's route; check with `instanceof` where it may be another's).
+   */
+  get<T extends BaseConnection = BaseConnection> (id: string): T | undefined {
+    return this.registry.connections.get(id) as T | undefined
   }
 
   /**

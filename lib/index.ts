@@ -16,7 +16,7 @@ declare module 'fastify' {
     /** The hub: every connection of this node by id, rooms, and sending from any handler. */
     ws: Hub
     /** Declares a WebSocket route with a function handler or a class extending `WebSocketHandler`. */
-    wsRoute: WsRouteMethod<FastifyInstance<RawServer, RawRequest, RawReply, Logger, TypeProvider>>
+    wsRoute: WsRouteMethod<FastifyInstance<RawServer, RawRequest, RawReply, Logger, TypeProvider>, TypeProvider>
   }
 }
 
@@ -140,9 +140,18 @@ export type {
   RequestEnvelope,
   RequestOp
 } from './broker/broker.js'
-export { BaseConnection, Connection, type Message, type ParamsOf } from './connection.js'
+export { BaseConnection, Connection, type ConnectionState, type Message, type ParamsOf } from './connection.js'
 export * from './errors.js'
 export { WebSocketHandler, type WebSocketHandlerClass } from './handler.js'
 export { Hub, RoomSender, type HubCounters, type HubSettings, type HubStats } from './hub.js'
 export type { BackpressureAction, RateLimitAction, WsHubOptions } from './options.js'
-export type { PathParams, WsHandlerFunction, WsRouteHandler, WsRouteMethod, WsRouteOptions, WsRouteShorthandOptions } from './route.js'
+export type {
+  PathParams,
+  SchemaType,
+  WsHandlerFunction,
+  WsRouteGeneric,
+  WsRouteHandler,
+  WsRouteMethod,
+  WsRouteOptions,
+  WsRouteShorthandOptions
+} from './route.js'

@@ -1,6 +1,10 @@
 import type {
+  ContextConfigDefault,
   FastifyInstance,
   FastifyRequest,
+  FastifySchema,
+  FastifyTypeProvider,
+  FastifyTypeProviderDefault,
   RawReplyDefaultExpression,
   RawRequestDefaultExpression,
   RawServerDefault,
@@ -22,15 +26,26 @@ export type WsHandlerFunction<RouteGeneric extends RouteGenericInterface = Route
 export type WsRouteHandler<RouteGeneric extends RouteGenericInterface = RouteGenericInterface> =
   WsHandlerFunction<RouteGeneric> | WebSocketHandlerClass<RouteGeneric>
 
-/** Fastify route options a ws route takes: hooks, schemas, config, constraints, ... (they run before the upgrade). */
-export type WsRouteShorthandOptions<RouteGeneric extends RouteGenericInterface = RouteGenericInterface> = Omit<
-  RouteShorthandOptions<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, RouteGeneric>,
+/**
+ * Fastify route options a ws route takes: hooks, schemas, config, constraints, ... (they run before the
+ * upgrade). The hooks' `request` is typed by `RouteGeneric`; `SchemaCompiler` is the route's `schema`
+ * and `TypeProvider` the app's type provider, as in Fastify's own route options.
+ */
+export type WsRouteShorthandOptions<
+  RouteGeneric extends RouteGenericInterface = RouteGenericInterface,
+  SchemaCompiler extends FastifySchema = FastifySchema,
+  TypeProvider extends FastifyTypeProvider = FastifyTypeProviderDefault
+> = Omit<
+  RouteShorthandOptions<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, RouteGeneric, ContextConfigDefault, SchemaCompiler, TypeProvider>,
   'websocket' | 'handler' | 'wsHandler'
 >
 
 /** The object form, `wsRoute({ url, handler, ...options })`. */
-export type WsRouteOptions<RouteGeneric extends RouteGenericInterface = RouteGenericInterface> =
-  WsRouteShorthandOptions<RouteGeneric> & { url: string, handler: WsRouteHandler<RouteGeneric> }
+export type WsRouteOptions<
+  RouteGeneric extends RouteGenericInterface = RouteGenericInterface,
+  SchemaCompiler extends FastifySchema = FastifySchema,
+  TypeProvider extends FastifyTypeProvider = FastifyTypeProviderDefault
+> = WsRouteShorthandOptions<RouteGeneric, SchemaCompiler, TypeProvider> & { url: string, handler: WsRouteHandler<RouteGeneric> }
 
 type Simplify<T> = { [K in keyof T]: T[K] } & {}
 type ParamName<S extends string> = S extends `${infer Name}(${string}` ? Name : S
@@ -51,6 +66,39 @@ export type PathParams<Path extends string> =
   string extends Path ? Record<string, string> : Simplify<SplitParams<Path>>
 
 /**
+ * The type a type provider gives a JSON schema: with `@fastify/type-provider-typebox`, the static type
+ * of a TypeBox schema; `unknown` with Fastify's default provider.
+ */
+export type SchemaType<TypeProvider extends FastifyTypeProvider, Schema> = (TypeProvider & { schema: Schema })['validator']
+
+// One part of the route generic: from the route's schema when the type provider types it, else `Fallback`.
+type FromSchema<TypeProvider extends FastifyTypeProvider, SchemaCompiler, Key extends string, Fallback> =
+  SchemaCompiler extends { readonly [K in Key]: infer Part }
+    ? unknown extends SchemaType<TypeProvider, Part> ? Fallback : SchemaType<TypeProvider, Part>
+    : Fallback
+
+type Flatten<T> = { [K in keyof T]: T[K] }
+// A part of the route generic that the schema types, or nothing (so that Fastify's defaults apply).
+type SchemaPart<TypeProvider extends FastifyTypeProvider, SchemaCompiler, Key extends string, Name extends string> =
+  unknown extends FromSchema<TypeProvider, SchemaCompiler, Key, unknown> ? {} : { [K in Name]: FromSchema<TypeProvider, SchemaCompiler, Key, unknown> }
+
+/**
+ * The route generic of a ws route declared without an explicit one: `Params` from `schema.params` when
+ * the app's type provider types it, else from the path; `Querystring` and `Headers` from
+ * `schema.querystring` and `schema.headers` when the type provider types them (`unknown` otherwise, as
+ * in Fastify). Without a schema, `'/chat/:room'` gives `{ Params: { room: string } }`.
+ */
+export type WsRouteGeneric<
+  Path extends string,
+  SchemaCompiler extends FastifySchema = FastifySchema,
+  TypeProvider extends FastifyTypeProvider = FastifyTypeProviderDefault
+> = Flatten<
+  { Params: FromSchema<TypeProvider, SchemaCompiler, 'params', PathParams<Path>> } &
+  SchemaPart<TypeProvider, SchemaCompiler, 'querystring', 'Querystring'> &
+  SchemaPart<TypeProvider, SchemaCompiler, 'headers', 'Headers'>
+>
+
+/**
  * The default of the explicit-generic forms of `wsRoute`: no handler fits it. Without it, a handler
  * typed for other params than its path has (`{ id }` on `'/book/:bookId'`) would silently pick the
  * route generic from the handler and find `params.id` undefined at run time.
@@ -59,35 +107,65 @@ interface ExplicitRouteGenericRequired extends RouteGenericInterface {
   Params: { readonly 'wsRoute: the handler expects params that the path does not have': never }
 }
 
-/** A class handler declared without a route generic (its params are `unknown`): it fits any path. */
-type UntypedHandlerClass<Class extends WebSocketHandlerClass> =
-  Class & (unknown extends InstanceType<Class>['params'] ? unknown : never)
+/** What a class handler's `connect()` override takes as its params. */
+type ConnectParams<Class extends WebSocketHandlerClass> =
+  Parameters<InstanceType<Class>['connect']> extends [infer Params, ...unknown[]] ? Params : unknown
 
-/** `app.wsRoute`: declares a WebSocket route beside the HTTP ones. */
-export interface WsRouteMethod<Instance> {
-  /** A route whose `conn.params` are typed from the path (`'/chat/:room'` gives `{ room: string }`). */
-  <const Path extends string>(
+/**
+ * A class handler declared without a route generic (its `this.params` are `unknown`): it fits a route
+ * whose params its `connect(params)` override accepts (any route without an override). On a path only
+ * known as `string`, the params cannot be checked and any override fits.
+ */
+type UntypedHandlerClass<Class extends WebSocketHandlerClass, Path extends string, Params> =
+  Class & (unknown extends InstanceType<Class>['params']
+    ? string extends Path ? unknown : [Params] extends [ConnectParams<Class>] ? unknown : never
+    : never)
+
+/**
+ * The route options of the inferred forms of `wsRoute`. `schema` alone decides `SchemaCompiler`; the
+ * hooks' `request` is typed by the route generic resolved from it (so a hook declared apart, typed for
+ * Fastify's defaults, fits as it does on an HTTP route).
+ */
+type InferredRouteOptions<Path extends string, SchemaCompiler extends FastifySchema, TypeProvider extends FastifyTypeProvider> =
+  WsRouteShorthandOptions<WsRouteGeneric<Path, NoInfer<SchemaCompiler>, TypeProvider>, FastifySchema, TypeProvider> & { schema?: SchemaCompiler }
+
+/**
+ * `app.wsRoute`: declares a WebSocket route beside the HTTP ones. `TypeProvider` is the app's (see
+ * `withTypeProvider()`): with one, the route's `schema` types `conn.params`, `conn.query`,
+ * `conn.headers` and the hooks' `request`.
+ */
+export interface WsRouteMethod<Instance, TypeProvider extends FastifyTypeProvider = FastifyTypeProviderDefault> {
+  /** A route whose `conn.params` are typed from the path (`'/chat/:room'` gives `{ room: string }`) or `schema.params`. */
+  <const Path extends string, const SchemaCompiler extends FastifySchema = FastifySchema>(
     path: Path,
-    handler: WsRouteHandler<{ Params: PathParams<Path> }>,
-    options?: WsRouteShorthandOptions<{ Params: PathParams<Path> }>
+    handler: WsRouteHandler<WsRouteGeneric<Path, SchemaCompiler, TypeProvider>>,
+    options?: InferredRouteOptions<Path, SchemaCompiler, TypeProvider>
   ): Instance
   /** A class handler declared without a route generic. */
-  <Class extends WebSocketHandlerClass>(path: string, handler: UntypedHandlerClass<Class>, options?: WsRouteShorthandOptions): Instance
+  <const Path extends string, Class extends WebSocketHandlerClass, const SchemaCompiler extends FastifySchema = FastifySchema>(
+    path: Path,
+    handler: UntypedHandlerClass<Class, Path, WsRouteGeneric<Path, SchemaCompiler, TypeProvider>['Params']>,
+    options?: InferredRouteOptions<Path, SchemaCompiler, TypeProvider>
+  ): Instance
   /** A route typed by an explicit route generic (`{ Params, Querystring, Headers }`). */
   <RouteGeneric extends RouteGenericInterface = ExplicitRouteGenericRequired>(
     path: string,
     handler: WsRouteHandler<NoInfer<RouteGeneric>>,
-    options?: WsRouteShorthandOptions<NoInfer<RouteGeneric>>
+    options?: WsRouteShorthandOptions<NoInfer<RouteGeneric>, FastifySchema, TypeProvider>
   ): Instance
-  /** The object form, typed from `url`. */
-  <const Path extends string>(
-    options: WsRouteShorthandOptions<{ Params: PathParams<Path> }> & { url: Path, handler: WsRouteHandler<{ Params: PathParams<Path> }> }
+  /** The object form, typed from `url` (or `schema.params`). */
+  <const Path extends string, const SchemaCompiler extends FastifySchema = FastifySchema>(
+    options: InferredRouteOptions<Path, SchemaCompiler, TypeProvider> &
+      { url: Path, handler: WsRouteHandler<WsRouteGeneric<Path, SchemaCompiler, TypeProvider>> }
   ): Instance
   /** The object form with a class handler declared without a route generic. */
-  <Class extends WebSocketHandlerClass>(options: WsRouteShorthandOptions & { url: string, handler: UntypedHandlerClass<Class> }): Instance
+  <const Path extends string, Class extends WebSocketHandlerClass, const SchemaCompiler extends FastifySchema = FastifySchema>(
+    options: InferredRouteOptions<Path, SchemaCompiler, TypeProvider> &
+      { url: Path, handler: UntypedHandlerClass<Class, Path, WsRouteGeneric<Path, SchemaCompiler, TypeProvider>['Params']> }
+  ): Instance
   /** The object form, typed by an explicit route generic. */
   <RouteGeneric extends RouteGenericInterface = ExplicitRouteGenericRequired>(
-    options: WsRouteShorthandOptions<NoInfer<RouteGeneric>> & { url: string, handler: WsRouteHandler<NoInfer<RouteGeneric>> }
+    options: WsRouteShorthandOptions<NoInfer<RouteGeneric>, FastifySchema, TypeProvider> & { url: string, handler: WsRouteHandler<NoInfer<RouteGeneric>> }
   ): Instance
 }
 
