@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Broker, Envelope, Presence, ReplyEnvelope, RequestEnvelope } from './broker/broker.js'
+import type { HubObserver } from './hub.js'
 import { WSHUB_ERR_BROKER_CLOSED, WSHUB_ERR_REQUEST_TIMEOUT } from './errors.js'
 
 /** The broker channel node `nodeId` listens on for requests to it and replies to its own requests. */
@@ -51,6 +52,8 @@ export class Cluster {
   readonly #pending = new Map<number, Pending>()
   #seq = 0
   #closed = false
+  /** Told how long each request took, when set (the metrics). */
+  observer: HubObserver | null = null
 
   /**
    * @param nodeId - this node's id
@@ -79,6 +82,16 @@ export class Cluster {
    * transport is down, and with `WSHUB_ERR_BROKER_CLOSED` after `stop()`.
    */
   request (node: string, fields: RequestFields): Promise<boolean> {
+    const requested = this.observer?.requested
+    if (requested === undefined) return this.#request(node, fields)
+    const start = performance.now()
+    const done = (): void => requested(fields.op, (performance.now() - start) / 1000)
+    const result = this.#request(node, fields)
+    result.then(done, done)
+    return result
+  }
+
+  #request (node: string, fields: RequestFields): Promise<boolean> {
     if (this.#closed) return Promise.reject(new WSHUB_ERR_BROKER_CLOSED())
     this.#seq = (this.#seq + 1) >>> 0
     const seq = this.#seq

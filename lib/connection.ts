@@ -605,6 +605,7 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
     this.#closeCode = code
     this.#closeReason = reason
     if (wasAccepted) this.hub.registry.remove(this)
+    if (wasAccepted) this.hub.observer?.closed?.(code)
     // The WebSocketDisconnect is built only for those who will see it: a pending or later receive, or
     // the abort signal's reason. Most connections close without either.
     if (this.#inbox !== null) {
@@ -663,6 +664,14 @@ function socketOnMessage (this: WebSocket, data: Buffer, isBinary: boolean): voi
 
 function socketOnClose (this: WebSocket, code: number, reason: Buffer): void {
   (this as OwnedSocket)[kConnection][kOnSocketClose](code, reason)
+}
+
+/**
+ * The connection a socket belongs to, or undefined for a socket of no ws route of the hub.
+ * @internal
+ */
+export function connectionOf (socket: WebSocket): BaseConnection | undefined {
+  return (socket as Partial<OwnedSocket>)[kConnection]
 }
 
 // Whether a logger writes debug lines; checked before building a child logger for them.

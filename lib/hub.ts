@@ -46,6 +46,17 @@ export interface HubStats extends HubCounters {
   rooms: number
 }
 
+/**
+ * What a module that watches the hub (the metrics) is told as it happens; every member is optional.
+ * Figures that `stats()` has are read from there instead.
+ */
+export interface HubObserver {
+  /** An accepted connection closed with `code`. */
+  closed? (code: number): void
+  /** A call about a connection of another node settled after `seconds` (`op`: send, close, has, join, leave). */
+  requested? (op: string, seconds: number): void
+}
+
 /** Gets a module's event about a room from another node (see `Hub.publishEvent`). */
 export type RoomEventListener = (room: string, payload: Buffer, origin: string) => void
 
@@ -160,6 +171,9 @@ export class Hub {
 
   /** @internal */
   readonly settings: HubSettings
+
+  /** @internal */
+  observer: HubObserver | null = null
 
   readonly #broker: Broker
   readonly #presence: Presence | null
@@ -383,6 +397,15 @@ export class Hub {
    */
   onEvent (topic: string, listener: RoomEventListener): void {
     this.#events.set(topic, listener)
+  }
+
+  /**
+   * Tells `observer` about closes and cross-node calls from now on.
+   * @internal
+   */
+  observe (observer: HubObserver): void {
+    this.observer = observer
+    this.#cluster.observer = observer
   }
 
   /**

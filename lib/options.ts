@@ -2,6 +2,7 @@ import type { WebsocketPluginOptions } from '@fastify/websocket'
 import type { RedisInput } from './broker/redis.js'
 import { DEFAULT_CLOSE_TIMEOUT, DEFAULTS } from './constants.js'
 import { WSHUB_ERR_INVALID_OPTION } from './errors.js'
+import { metricsOption, type MetricsOption } from './metrics.js'
 
 /** What `backpressure.action` may be. */
 export type BackpressureAction = 'close' | 'drop'
@@ -40,6 +41,12 @@ export interface WsHubOptions {
   maxConnectionsPerIp?: number
   /** Passed through to `@fastify/websocket` when the hub registers it. */
   websocket?: WebsocketPluginOptions
+  /**
+   * Prometheus metrics (`wshub_...`, with the optional package prom-client): `true` registers them in
+   * fastify-metrics' registry when it is registered, else in prom-client's default registry;
+   * `{ registry }` in that prom-client `Registry`. Off by default.
+   */
+  metrics?: MetricsOption
 }
 
 /** The options with every default filled in. */
@@ -57,11 +64,12 @@ export interface ResolvedOptions {
   maxConnections: number
   maxConnectionsPerIp: number
   websocket: WebsocketPluginOptions
+  metrics: MetricsOption
 }
 
 const KNOWN = new Set([
   'maxPayload', 'heartbeat', 'backpressure', 'allowedOrigins', 'redis', 'keyPrefix', 'nodeTtl',
-  'requestTimeout', 'closeTimeout', 'rateLimit', 'maxConnections', 'maxConnectionsPerIp', 'websocket'
+  'requestTimeout', 'closeTimeout', 'rateLimit', 'maxConnections', 'maxConnectionsPerIp', 'websocket', 'metrics'
 ])
 
 // Options that Fastify's register() itself takes and passes on to every plugin.
@@ -154,6 +162,7 @@ export function resolveOptions (options: unknown): ResolvedOptions {
     rateLimit: rateLimit(options.rateLimit),
     maxConnections: positiveInteger('maxConnections', options.maxConnections, Infinity),
     maxConnectionsPerIp: positiveInteger('maxConnectionsPerIp', options.maxConnectionsPerIp, Infinity),
-    websocket: websocket as WebsocketPluginOptions
+    websocket: websocket as WebsocketPluginOptions,
+    metrics: metricsOption(options.metrics)
   }
 }

@@ -257,7 +257,7 @@ function compileHandler (hub: Hub, url: string, handler: unknown): Start {
  * called on, so an encapsulated plugin's prefix, hooks and schemas apply, and hooks run before the
  * upgrade (a hook that replies refuses the handshake with that reply).
  */
-export function createWsRoute (hub: Hub): WsRouteMethod<FastifyInstance> {
+export function createWsRoute (hub: Hub, adopt?: (socket: WebSocket, request: FastifyRequest) => void): WsRouteMethod<FastifyInstance> {
   return function wsRoute (this: FastifyInstance, pathOrOptions: unknown, handler?: unknown, options?: unknown): FastifyInstance {
     let routeOptions: Record<string, unknown>
     if (typeof pathOrOptions === 'string') {
@@ -270,7 +270,8 @@ export function createWsRoute (hub: Hub): WsRouteMethod<FastifyInstance> {
     } else {
       throw new WSHUB_ERR_INVALID_HANDLER(String(pathOrOptions), 'wsRoute takes (path, handler, options?) or ({ url, handler, ...options })')
     }
-    const start = compileHandler(hub, routeOptions.url as string, routeOptions.handler)
+    const compiled = compileHandler(hub, routeOptions.url as string, routeOptions.handler)
+    const start: Start = adopt === undefined ? compiled : (socket, request) => { adopt(socket, request); compiled(socket, request) }
     this.route({
       ...routeOptions,
       url: routeOptions.url as string,

@@ -23,6 +23,8 @@ import wsHub, {
   WSHUB_ERR_REQUEST_TIMEOUT,
   WSHUB_ERR_CONNECTION_CLOSED,
   WSHUB_ERR_HANDLER_CONSTRUCTED,
+  WSHUB_ERR_MISSING_PACKAGE,
+  WSHUB_ERR_WEBSOCKET_REGISTERED_AFTER,
   WSHUB_ERR_INVALID_HANDLER,
   WSHUB_ERR_INVALID_JSON,
   WSHUB_ERR_INVALID_OPTION,
@@ -770,6 +772,8 @@ describe('errors', () => {
     expect(WSHUB_ERR_INVALID_OPTION).type.toBeAssignableTo<FastifyErrorConstructor>()
     expect(WSHUB_ERR_INVALID_HANDLER).type.toBeAssignableTo<FastifyErrorConstructor>()
     expect(WSHUB_ERR_HANDLER_CONSTRUCTED).type.toBeAssignableTo<FastifyErrorConstructor>()
+    expect(WSHUB_ERR_WEBSOCKET_REGISTERED_AFTER).type.toBeAssignableTo<FastifyErrorConstructor>()
+    expect(WSHUB_ERR_MISSING_PACKAGE).type.toBeAssignableTo<FastifyErrorConstructor>()
     expect(WSHUB_ERR_INVALID_ROOM).type.toBeAssignableTo<FastifyErrorConstructor>()
     expect(WSHUB_ERR_CONNECTION_CLOSED).type.toBeAssignableTo<FastifyErrorConstructor>()
     expect(WSHUB_ERR_NOT_ACCEPTED).type.toBeAssignableTo<FastifyErrorConstructor>()
@@ -788,6 +792,8 @@ describe('errors', () => {
       | 'WSHUB_ERR_INVALID_OPTION'
       | 'WSHUB_ERR_INVALID_HANDLER'
       | 'WSHUB_ERR_HANDLER_CONSTRUCTED'
+      | 'WSHUB_ERR_WEBSOCKET_REGISTERED_AFTER'
+      | 'WSHUB_ERR_MISSING_PACKAGE'
       | 'WSHUB_ERR_INVALID_ROOM'
       | 'WSHUB_ERR_CONNECTION_CLOSED'
       | 'WSHUB_ERR_NOT_ACCEPTED'
