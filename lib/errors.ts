@@ -27,8 +27,8 @@ export const WSHUB_ERR_WEBSOCKET_REGISTERED_AFTER = createError(
   '@fastify/websocket was registered after fastify-ws-hub, which registers it itself: register @fastify/websocket before fastify-ws-hub (the hub reuses it), or leave it out and pass its options as the hub\'s "websocket" option', 500)
 
 /** An option needs an optional package that is not installed (`metrics` needs `prom-client`). */
-export const WSHUB_ERR_MISSING_PACKAGE = createError<'WSHUB_ERR_MISSING_PACKAGE', 500, [string, string, string]>(
-  'WSHUB_ERR_MISSING_PACKAGE', 'The "%s" option needs the package %s, which is not installed: npm install %s', 500)
+export const WSHUB_ERR_MISSING_PACKAGE = createError<'WSHUB_ERR_MISSING_PACKAGE', 500, [string, string]>(
+  'WSHUB_ERR_MISSING_PACKAGE', 'The "%s" option needs the optional package %s, which is not installed: add it to your dependencies', 500)
 
 // -- the connection -----------------------------------------------------------------------------------
 

@@ -70,7 +70,7 @@ async function loadPromClient (): Promise<PromClient> {
     const mod = await import(name) as { default?: PromClient } & PromClient
     return mod.default ?? mod
   } catch (cause) {
-    const err = new WSHUB_ERR_MISSING_PACKAGE('metrics', 'prom-client', 'prom-client')
+    const err = new WSHUB_ERR_MISSING_PACKAGE('metrics', 'prom-client')
     err.cause = cause
     throw err
   }

@@ -175,7 +175,7 @@ describe('metrics: true', () => {
       console.log('without metrics: fine')
     `
     const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], { cwd: new URL('..', import.meta.url).pathname })
-    assert.match(stdout, /^WSHUB_ERR_MISSING_PACKAGE: The "metrics" option needs the package prom-client, which is not installed: npm install prom-client$/m)
+    assert.match(stdout, /^WSHUB_ERR_MISSING_PACKAGE: The "metrics" option needs the optional package prom-client, which is not installed: add it to your dependencies$/m)
     assert.match(stdout, /^without metrics: fine$/m)
   })
 })

@@ -2,7 +2,9 @@
 // (prepack builds it), and the tarball installed into a new strict TypeScript app with skipLibCheck off
 // and the TypeBox type provider. The app compiles a file that uses the public API and runs it once.
 // npm reads the packages from its local cache first (--prefer-offline), at the versions this project
-// has installed, so the install is quick and rarely needs the network.
+// has installed, so the install is quick and rarely needs the network. It runs apart from the unit tests
+// (`npm run test:pack`, part of `npm test`) because packing builds the project: it takes longer than the
+// unit tests' per-file timeout on a busy machine.
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
@@ -12,7 +14,7 @@ import { test } from 'node:test'
 import { promisify } from 'node:util'
 
 const run = promisify(execFile)
-const root = new URL('../', import.meta.url).pathname
+const root = new URL('../../', import.meta.url).pathname
 
 function installedVersion (name) {
   return JSON.parse(readFileSync(join(root, 'node_modules', name, 'package.json'), 'utf8')).version
@@ -97,7 +99,7 @@ test('a packed fresh clone installs into a strict TypeScript app, compiles witho
       assert.ok(paths.has(resolved), `${map} points at ${resolved}, which is shipped`)
     }
   }
-  assert.ok(!paths.has('test/pack.test.js') && ![...paths].some(path => path.startsWith('node_modules/')))
+  assert.ok(!paths.has('test/package/pack.test.js') && ![...paths].some(path => path.startsWith('node_modules/')))
 
   const app = join(work, 'app')
   writeFileSync(join(work, 'package.json'), '{}') // keeps npm from looking further up
