@@ -75,7 +75,7 @@ const wsHubPlugin: FastifyPluginAsync<WsHubOptions> = async function wsHub (fast
   }
   let heartbeat: Heartbeat | undefined
   fastify.decorate('ws', hub)
-  fastify.decorate('wsRoute', createWsRoute(hub, socketAdopter(fastify)))
+  fastify.decorate('wsRoute', createWsRoute(hub, options.onMessage, socketAdopter(fastify)))
 
   // Added before @fastify/websocket is registered, so that this hook runs before its own preClose
   // (which closes sockets without a code): clients see 1001 and disconnect() handlers run first.
@@ -130,3 +130,6 @@ export type {
   WsRouteOptions,
   WsRouteShorthandOptions
 } from './route.js'
+export type { OnMessageHook } from './hooks.js'
+export type { MethodDefinition, MethodHandler, Methods, MethodsRouteOptions } from './methods.js'
+export { MAX_BATCH, RpcErrorCode, type CallOptions } from './rpc.js'

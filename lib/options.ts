@@ -3,6 +3,7 @@ import type { RedisInput } from './broker/redis.js'
 import { DEFAULT_CLOSE_TIMEOUT, DEFAULTS } from './constants.js'
 import { WSHUB_ERR_INVALID_OPTION } from './errors.js'
 import { metricsOption, type MetricsOption } from './metrics.js'
+import { hooksOf, type OnMessageHook } from './hooks.js'
 
 /** What `backpressure.action` may be. */
 export type BackpressureAction = 'close' | 'drop'
@@ -41,6 +42,8 @@ export interface WsHubOptions {
   maxConnectionsPerIp?: number
   /** Passed through to `@fastify/websocket` when the hub registers it. */
   websocket?: WebsocketPluginOptions
+  /** Message hooks of every ws route of the app, before the route's own (a function or an array). */
+  onMessage?: OnMessageHook | OnMessageHook[]
   /**
    * Prometheus metrics (`wshub_...`, with the optional package prom-client): `true` registers them in
    * fastify-metrics' registry when it is registered, else in prom-client's default registry;
@@ -64,12 +67,14 @@ export interface ResolvedOptions {
   maxConnections: number
   maxConnectionsPerIp: number
   websocket: WebsocketPluginOptions
+  onMessage: OnMessageHook[]
   metrics: MetricsOption
 }
 
 const KNOWN = new Set([
   'maxPayload', 'heartbeat', 'backpressure', 'allowedOrigins', 'redis', 'keyPrefix', 'nodeTtl',
-  'requestTimeout', 'closeTimeout', 'rateLimit', 'maxConnections', 'maxConnectionsPerIp', 'websocket', 'metrics'
+  'requestTimeout', 'closeTimeout', 'rateLimit', 'maxConnections', 'maxConnectionsPerIp', 'websocket',
+  'onMessage', 'metrics'
 ])
 
 // Options that Fastify's register() itself takes and passes on to every plugin.
@@ -149,6 +154,8 @@ export function resolveOptions (options: unknown): ResolvedOptions {
   if (typeof keyPrefix !== 'string' || keyPrefix.length === 0) fail('keyPrefix', 'a non-empty string', keyPrefix)
   const websocket = options.websocket ?? {}
   if (!isPlainObject(websocket)) fail('websocket', 'an object of @fastify/websocket options', websocket)
+  const onMessage = hooksOf(options.onMessage)
+  if (onMessage === null) fail('onMessage', 'a function or an array of functions', options.onMessage)
   return {
     maxPayload: positiveInteger('maxPayload', options.maxPayload, DEFAULTS.maxPayload),
     heartbeat: heartbeat(options.heartbeat),
@@ -163,6 +170,7 @@ export function resolveOptions (options: unknown): ResolvedOptions {
     maxConnections: positiveInteger('maxConnections', options.maxConnections, Infinity),
     maxConnectionsPerIp: positiveInteger('maxConnectionsPerIp', options.maxConnectionsPerIp, Infinity),
     websocket: websocket as WebsocketPluginOptions,
+    onMessage,
     metrics: metricsOption(options.metrics)
   }
 }

@@ -15,7 +15,9 @@ import type { WebSocket } from 'ws'
 import { Connection, construct, type BaseConnection, type Message } from './connection.js'
 import { CloseCode, WSHUB_ERR_INVALID_HANDLER } from './errors.js'
 import { isHandlerClass, WebSocketHandler, type WebSocketHandlerClass } from './handler.js'
+import { attachIntake, hooksOf, type IntakeWiring, type OnMessageHook } from './hooks.js'
 import type { Hub } from './hub.js'
+import { compileValidators, declareMethods, type MethodsRouteOptions } from './methods.js'
 import { kFail, kHandlerReturned, kStartDispatch } from './symbols.js'
 
 /** A function handler (ProAPI / Nexios style): gets the connection, may return a promise. */
@@ -28,8 +30,10 @@ export type WsRouteHandler<RouteGeneric extends RouteGenericInterface = RouteGen
 
 /**
  * Fastify route options a ws route takes: hooks, schemas, config, constraints, ... (they run before the
- * upgrade). The hooks' `request` is typed by `RouteGeneric`; `SchemaCompiler` is the route's `schema`
- * and `TypeProvider` the app's type provider, as in Fastify's own route options.
+ * upgrade); and the ws route's message hooks (`onMessage`). `wsRoute` adds the JSON-RPC `methods`
+ * (`MethodsRouteOptions`), typed with the app's type provider. The hooks' `request` is typed by
+ * `RouteGeneric`; `SchemaCompiler` is the route's `schema` and `TypeProvider` the app's type provider,
+ * as in Fastify's own route options.
  */
 export type WsRouteShorthandOptions<
   RouteGeneric extends RouteGenericInterface = RouteGenericInterface,
@@ -38,7 +42,17 @@ export type WsRouteShorthandOptions<
 > = Omit<
   RouteShorthandOptions<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, RouteGeneric, ContextConfigDefault, SchemaCompiler, TypeProvider>,
   'websocket' | 'handler' | 'wsHandler'
->
+> & {
+  /** Message hooks of this route, after the app's: see every incoming message before the handler and the methods. */
+  onMessage?: OnMessageHook<BaseConnection<RouteGeneric>> | OnMessageHook<BaseConnection<RouteGeneric>>[]
+}
+
+/**
+ * The options of a route with JSON-RPC `methods`: with a type provider, each method's `params` are typed
+ * from its `schema.params`.
+ */
+type WithMethods<RouteGeneric extends RouteGenericInterface, Schemas, TypeProvider extends FastifyTypeProvider> =
+  WsRouteShorthandOptions<RouteGeneric, FastifySchema, TypeProvider> & MethodsRouteOptions<Schemas, TypeProvider, BaseConnection<RouteGeneric>>
 
 /** The object form, `wsRoute({ url, handler, ...options })`. */
 export type WsRouteOptions<
@@ -126,8 +140,8 @@ type UntypedHandlerClass<Class extends WebSocketHandlerClass, Path extends strin
  * hooks' `request` is typed by the route generic resolved from it (so a hook declared apart, typed for
  * Fastify's defaults, fits as it does on an HTTP route).
  */
-type InferredRouteOptions<Path extends string, SchemaCompiler extends FastifySchema, TypeProvider extends FastifyTypeProvider> =
-  WsRouteShorthandOptions<WsRouteGeneric<Path, NoInfer<SchemaCompiler>, TypeProvider>, FastifySchema, TypeProvider> & { schema?: SchemaCompiler }
+type InferredRouteOptions<Path extends string, SchemaCompiler extends FastifySchema, TypeProvider extends FastifyTypeProvider, Schemas> =
+  WithMethods<WsRouteGeneric<Path, NoInfer<SchemaCompiler>, TypeProvider>, Schemas, TypeProvider> & { schema?: SchemaCompiler }
 
 /**
  * `app.wsRoute`: declares a WebSocket route beside the HTTP ones. `TypeProvider` is the app's (see
@@ -136,36 +150,36 @@ type InferredRouteOptions<Path extends string, SchemaCompiler extends FastifySch
  */
 export interface WsRouteMethod<Instance, TypeProvider extends FastifyTypeProvider = FastifyTypeProviderDefault> {
   /** A route whose `conn.params` are typed from the path (`'/chat/:room'` gives `{ room: string }`) or `schema.params`. */
-  <const Path extends string, const SchemaCompiler extends FastifySchema = FastifySchema>(
+  <const Path extends string, const SchemaCompiler extends FastifySchema = FastifySchema, Schemas = Record<string, unknown>>(
     path: Path,
     handler: WsRouteHandler<WsRouteGeneric<Path, SchemaCompiler, TypeProvider>>,
-    options?: InferredRouteOptions<Path, SchemaCompiler, TypeProvider>
+    options?: InferredRouteOptions<Path, SchemaCompiler, TypeProvider, Schemas>
   ): Instance
   /** A class handler declared without a route generic. */
-  <const Path extends string, Class extends WebSocketHandlerClass, const SchemaCompiler extends FastifySchema = FastifySchema>(
+  <const Path extends string, Class extends WebSocketHandlerClass, const SchemaCompiler extends FastifySchema = FastifySchema, Schemas = Record<string, unknown>>(
     path: Path,
     handler: UntypedHandlerClass<Class, Path, WsRouteGeneric<Path, SchemaCompiler, TypeProvider>['Params']>,
-    options?: InferredRouteOptions<Path, SchemaCompiler, TypeProvider>
+    options?: InferredRouteOptions<Path, SchemaCompiler, TypeProvider, Schemas>
   ): Instance
   /** A route typed by an explicit route generic (`{ Params, Querystring, Headers }`). */
-  <RouteGeneric extends RouteGenericInterface = ExplicitRouteGenericRequired>(
+  <RouteGeneric extends RouteGenericInterface = ExplicitRouteGenericRequired, Schemas = Record<string, unknown>>(
     path: string,
     handler: WsRouteHandler<NoInfer<RouteGeneric>>,
-    options?: WsRouteShorthandOptions<NoInfer<RouteGeneric>, FastifySchema, TypeProvider>
+    options?: WithMethods<NoInfer<RouteGeneric>, Schemas, TypeProvider>
   ): Instance
   /** The object form, typed from `url` (or `schema.params`). */
-  <const Path extends string, const SchemaCompiler extends FastifySchema = FastifySchema>(
-    options: InferredRouteOptions<Path, SchemaCompiler, TypeProvider> &
+  <const Path extends string, const SchemaCompiler extends FastifySchema = FastifySchema, Schemas = Record<string, unknown>>(
+    options: InferredRouteOptions<Path, SchemaCompiler, TypeProvider, Schemas> &
       { url: Path, handler: WsRouteHandler<WsRouteGeneric<Path, SchemaCompiler, TypeProvider>> }
   ): Instance
   /** The object form with a class handler declared without a route generic. */
-  <const Path extends string, Class extends WebSocketHandlerClass, const SchemaCompiler extends FastifySchema = FastifySchema>(
-    options: InferredRouteOptions<Path, SchemaCompiler, TypeProvider> &
+  <const Path extends string, Class extends WebSocketHandlerClass, const SchemaCompiler extends FastifySchema = FastifySchema, Schemas = Record<string, unknown>>(
+    options: InferredRouteOptions<Path, SchemaCompiler, TypeProvider, Schemas> &
       { url: Path, handler: UntypedHandlerClass<Class, Path, WsRouteGeneric<Path, SchemaCompiler, TypeProvider>['Params']> }
   ): Instance
   /** The object form, typed by an explicit route generic. */
-  <RouteGeneric extends RouteGenericInterface = ExplicitRouteGenericRequired>(
-    options: WsRouteShorthandOptions<NoInfer<RouteGeneric>, FastifySchema, TypeProvider> & { url: string, handler: WsRouteHandler<NoInfer<RouteGeneric>> }
+  <RouteGeneric extends RouteGenericInterface = ExplicitRouteGenericRequired, Schemas = Record<string, unknown>>(
+    options: WithMethods<NoInfer<RouteGeneric>, Schemas, TypeProvider> & { url: string, handler: WsRouteHandler<NoInfer<RouteGeneric>> }
   ): Instance
 }
 
@@ -177,10 +191,12 @@ function isThenable (value: unknown): value is PromiseLike<unknown> {
 }
 
 /** A function handler: the connection is accepted first, then the function runs. */
-function startFunction (hub: Hub, handler: WsHandlerFunction): Start {
+function startFunction (hub: Hub, handler: WsHandlerFunction, wiring: IntakeWiring | null): Start {
   return (socket, request) => {
     const conn = construct(Connection, { id: hub.newId(), socket, request, hub })
+    const intake = attachIntake(conn, wiring)
     conn.accept()
+    intake?.start()
     let result: unknown
     try {
       result = handler(conn)
@@ -200,7 +216,7 @@ function startFunction (hub: Hub, handler: WsHandlerFunction): Start {
  * A class handler: one instance per connection; `connect()` decides on acceptance, then messages go to
  * `receive()` one at a time.
  */
-function startClass (hub: Hub, Class: WebSocketHandlerClass): Start {
+function startClass (hub: Hub, Class: WebSocketHandlerClass, wiring: IntakeWiring | null): Start {
   const hasConnect = Class.prototype.connect !== WebSocketHandler.prototype.connect
   return (socket, request) => {
     let conn: WebSocketHandler
@@ -211,6 +227,7 @@ function startClass (hub: Hub, Class: WebSocketHandlerClass): Start {
       socket.close(CloseCode.INTERNAL_ERROR, 'Internal error')
       return
     }
+    const intake = attachIntake(conn, wiring)
     const dispatch = (message: Message): unknown => conn.receive(message)
     const afterConnect = (): void => {
       if (conn.closed) return
@@ -219,6 +236,7 @@ function startClass (hub: Hub, Class: WebSocketHandlerClass): Start {
         return
       }
       conn[kStartDispatch](dispatch)
+      intake?.start()
     }
     if (!hasConnect) {
       conn.accept()
@@ -241,15 +259,15 @@ function startClass (hub: Hub, Class: WebSocketHandlerClass): Start {
  * Turns a handler into the function `@fastify/websocket` calls after the upgrade.
  * @throws WSHUB_ERR_INVALID_HANDLER for anything but a function or a `WebSocketHandler` subclass
  */
-function compileHandler (hub: Hub, url: string, handler: unknown): Start {
-  if (isHandlerClass(handler)) return startClass(hub, handler)
+function compileHandler (hub: Hub, url: string, handler: unknown, wiring: IntakeWiring | null): Start {
+  if (isHandlerClass(handler)) return startClass(hub, handler, wiring)
   if (typeof handler !== 'function') {
     throw new WSHUB_ERR_INVALID_HANDLER(url, `expected a function or a class extending WebSocketHandler, got ${handler === null ? 'null' : typeof handler}`)
   }
   if (/^class\b/.test(Function.prototype.toString.call(handler))) {
     throw new WSHUB_ERR_INVALID_HANDLER(url, `class ${handler.name || '(anonymous)'} does not extend WebSocketHandler`)
   }
-  return startFunction(hub, handler as WsHandlerFunction)
+  return startFunction(hub, handler as WsHandlerFunction, wiring)
 }
 
 /**
@@ -257,7 +275,7 @@ function compileHandler (hub: Hub, url: string, handler: unknown): Start {
  * called on, so an encapsulated plugin's prefix, hooks and schemas apply, and hooks run before the
  * upgrade (a hook that replies refuses the handshake with that reply).
  */
-export function createWsRoute (hub: Hub, adopt?: (socket: WebSocket, request: FastifyRequest) => void): WsRouteMethod<FastifyInstance> {
+export function createWsRoute (hub: Hub, appHooks: readonly OnMessageHook[] = [], adopt?: (socket: WebSocket, request: FastifyRequest) => void): WsRouteMethod<FastifyInstance> {
   return function wsRoute (this: FastifyInstance, pathOrOptions: unknown, handler?: unknown, options?: unknown): FastifyInstance {
     let routeOptions: Record<string, unknown>
     if (typeof pathOrOptions === 'string') {
@@ -270,10 +288,29 @@ export function createWsRoute (hub: Hub, adopt?: (socket: WebSocket, request: Fa
     } else {
       throw new WSHUB_ERR_INVALID_HANDLER(String(pathOrOptions), 'wsRoute takes (path, handler, options?) or ({ url, handler, ...options })')
     }
-    const compiled = compileHandler(hub, routeOptions.url as string, routeOptions.handler)
+    const url = routeOptions.url as string
+    const { methods, concurrency, callTimeout, onMessage, ...fastifyOptions } = routeOptions
+    const rpc = declareMethods(url, { methods, concurrency, callTimeout })
+    const routeHooks = hooksOf(onMessage)
+    if (routeHooks === null) throw new WSHUB_ERR_INVALID_HANDLER(url, 'onMessage must be a function or an array of functions')
+    const hooks = [...appHooks, ...routeHooks]
+    const wiring = rpc === null && hooks.length === 0 ? null : { hooks, rpc }
+    const compiled = compileHandler(hub, url, routeOptions.handler, wiring)
     const start: Start = adopt === undefined ? compiled : (socket, request) => { adopt(socket, request); compiled(socket, request) }
+    if (rpc !== null) {
+      const instance = this
+      this.addHook('onReady', function compileMethodSchemas (done) {
+        try {
+          compileValidators(instance, url, rpc, fastifyOptions.validatorCompiler)
+        } catch (err) {
+          done(err as Error)
+          return
+        }
+        done()
+      })
+    }
     this.route({
-      ...routeOptions,
+      ...fastifyOptions,
       url: routeOptions.url as string,
       method: 'GET',
       websocket: true,
