@@ -9,6 +9,8 @@ import { CLOSE_BATCH, DEFAULTS, MAX_ROOM_LENGTH, OPEN } from './constants.js'
 import { CloseCode, WSHUB_ERR_BROKER_CLOSED, WSHUB_ERR_INVALID_ROOM } from './errors.js'
 import { serialize, type Outgoing } from './message.js'
 import type { ResolvedOptions } from './options.js'
+import { Fanout } from './fanout.js'
+import { isHigh, pacedAll } from './outbox.js'
 import { RoomRegistry } from './rooms.js'
 import { kDeliver, kSocketClosed, kTrySend } from './symbols.js'
 
@@ -53,6 +55,7 @@ export type RoomEventListener = (room: string, payload: Buffer, origin: string) 
 export const BROADCAST_CHANNEL = 'broadcast'
 
 const RESOLVED = Promise.resolve()
+const noop = (): void => {}
 /** What `sendAll` addresses: every connection rather than the members of some rooms. */
 const ALL = Symbol('fastify-ws-hub.all')
 
@@ -167,6 +170,7 @@ export class Hub {
   readonly #log: FastifyBaseLogger
   readonly #disconnecting = new Set<Promise<void>>()
   readonly #events = new Map<string, RoomEventListener>()
+  readonly #fanout = new Fanout<BaseConnection>()
   #closed = false
 
   /** @internal */
@@ -355,12 +359,13 @@ export class Hub {
    */
   publish (message: Outgoing, rooms: string[] | null, except: string[] | null): Promise<void> {
     if (this.#closed) return Promise.reject(new WSHUB_ERR_BROKER_CLOSED())
-    this.#deliver(message, rooms, except)
+    const local = this.#deliver(message, rooms, except)
     const envelope: Envelope = rooms === null
       ? { origin: this.nodeId, type: 'all', binary: message.binary, payload: message.payload }
       : { origin: this.nodeId, type: 'rooms', rooms, binary: message.binary, payload: message.payload }
     if (except !== null) envelope.except = except
-    return this.#broker.publish(BROADCAST_CHANNEL, envelope)
+    const published = this.#broker.publish(BROADCAST_CHANNEL, envelope)
+    return local === null ? published : Promise.all([local, published]).then(noop)
   }
 
   /**
@@ -511,31 +516,42 @@ export class Hub {
     this.#deliver(message, envelope.type === 'all' ? null : envelope.rooms ?? [], envelope.except ?? null)
   }
 
-  #deliver (message: Outgoing, rooms: string[] | null, except: string[] | null): void {
+  // Local delivery: framed once, in slices when the room is large (Fanout); settles, when it is not
+  // null, once the delivery is done and the members it made high have drained (or stalled).
+  #deliver (message: Outgoing, rooms: string[] | null, except: string[] | null): Promise<void> | null {
     // One excluded id (conn.broadcast, the common case) is compared directly; a Set only for several.
     const one = except !== null && except.length === 1 ? except[0] : undefined
     const many = except !== null && except.length > 1 ? new Set(except) : null
+    let high: BaseConnection[] | null = null
     const deliver = (conn: BaseConnection): void => {
-      if (conn.id !== one && (many === null || !many.has(conn.id))) conn[kDeliver](message)
-    }
-    if (rooms === null) {
-      for (const conn of this.registry.connections.values()) deliver(conn)
-      return
-    }
-    if (rooms.length === 1) {
-      const members = this.registry.rooms.get(rooms[0]!)
-      if (members !== undefined) for (const conn of members) deliver(conn)
-      return
-    }
-    const seen = new Set<BaseConnection>()
-    for (const room of rooms) {
-      const members = this.registry.rooms.get(room)
-      if (members === undefined) continue
-      for (const conn of members) {
-        if (seen.has(conn)) continue
-        seen.add(conn)
-        deliver(conn)
+      if (conn.id !== one && (many === null || !many.has(conn.id)) && conn[kDeliver](message) && isHigh(conn)) {
+        (high ??= []).push(conn)
       }
+    }
+    const done = this.#fanout.run(this.#members(rooms), deliver)
+    if (done === null) return high === null ? null : pacedAll(high)
+    return done.then(() => high === null ? undefined : pacedAll(high))
+  }
+
+  #members (rooms: string[] | null): Iterator<BaseConnection> {
+    if (rooms === null) return this.registry.connections.values()
+    if (rooms.length === 1) return (this.registry.rooms.get(rooms[0]!) ?? NOBODY).values()
+    return union(this.registry.rooms, rooms)
+  }
+}
+
+const NOBODY: ReadonlySet<BaseConnection> = new Set()
+
+// The members of several rooms, each once.
+function * union (index: Map<string, Set<BaseConnection>>, rooms: string[]): Generator<BaseConnection> {
+  const seen = new Set<BaseConnection>()
+  for (const room of rooms) {
+    const members = index.get(room)
+    if (members === undefined) continue
+    for (const conn of members) {
+      if (seen.has(conn)) continue
+      seen.add(conn)
+      yield conn
     }
   }
 }

@@ -25,3 +25,5 @@ export const kOnMessage = Symbol('fastify-ws-hub.onMessage')
 export const kOnSocketClose = Symbol('fastify-ws-hub.onSocketClose')
 /** Takes the next message from the connection's receive queue as an async iterator's result. */
 export const kNextResult = Symbol('fastify-ws-hub.nextResult')
+/** Handles the peer's close frame, before the socket has closed. */
+export const kOnPeerClose = Symbol('fastify-ws-hub.onPeerClose')
