@@ -76,12 +76,19 @@ function randomId (): string {
   return id
 }
 
+/** `String.prototype.isWellFormed` (Node 20+; not in TypeScript's ES2023 lib). */
+function isWellFormed (text: string): boolean {
+  return (text as unknown as { isWellFormed (): boolean }).isWellFormed()
+}
+
 /**
- * Checks a room name: a non-empty string of at most 256 characters. Returns the `WSHUB_ERR_INVALID_ROOM`
+ * Checks a room name: a non-empty, well-formed string (no lone surrogate) of at most 256 UTF-16 code
+ * units. Returns the `WSHUB_ERR_INVALID_ROOM`
  * to reject or throw with, or null for a good name.
  */
 export function roomError (room: unknown): Error | null {
-  if (typeof room === 'string' && room.length > 0 && room.length <= MAX_ROOM_LENGTH) return null
+  // Well-formed Unicode only: a lone surrogate has no UTF-8 form, so Redis could not tell such names apart.
+  if (typeof room === 'string' && room.length > 0 && room.length <= MAX_ROOM_LENGTH && isWellFormed(room)) return null
   const shown = typeof room === 'string'
     ? room.length > 40 ? `"${room.slice(0, 40)}..." (${room.length} characters)` : JSON.stringify(room)
     : typeof room
@@ -257,13 +264,13 @@ export class Hub {
    * An invalid close code or reason rejects with `WSHUB_ERR_INVALID_PAYLOAD`, as `conn.close()` does.
    */
   close (id: string, code: number = CloseCode.NORMAL, reason = ''): Promise<boolean> {
+    // Checked first, so that a bad code fails the same way whatever the id (local, remote or unknown).
+    const invalid = closeError(code, reason)
+    if (invalid !== null) return Promise.reject(invalid)
     const conn = this.registry.connections.get(id)
     if (conn !== undefined) return conn.close(code, reason).then(() => true)
     const node = this.#remoteOwner(id)
     if (node === null) return Promise.resolve(false)
-    // Checked here, so that a remote close fails the same way as a local one.
-    const invalid = closeError(code, reason)
-    if (invalid !== null) return Promise.reject(invalid)
     return this.#cluster.request(node, { op: 'close', target: id, code, reason })
   }
 
