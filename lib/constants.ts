@@ -46,3 +46,6 @@ export const FANOUT_SLICE_MS = 10
 
 /** How many members a room delivery writes to between two reads of the clock. */
 export const FANOUT_CHECK_EVERY = 64
+
+/** A room delivery to more members than this flushes its writes as it goes, within its slices. */
+export const FANOUT_LARGE = 1024

@@ -1,10 +1,12 @@
 import { performance } from 'node:perf_hooks'
-import { FANOUT_CHECK_EVERY, FANOUT_SLICE_MS } from './constants.js'
+import { FANOUT_CHECK_EVERY, FANOUT_LARGE, FANOUT_SLICE_MS } from './constants.js'
+import { flush } from './cork.js'
 
 interface Job<T> {
   readonly members: Iterator<T>
   readonly each: (member: T) => void
   readonly done: () => void
+  readonly large: boolean
 }
 
 /**
@@ -24,13 +26,16 @@ export class Fanout<T> {
   }
 
   /**
-   * Calls `each` for every member the iterator yields. Returns null when it is done, or a promise
-   * that resolves once it is.
+   * Calls `each` for every one of the `size` members the iterator yields (`size` may be an upper
+   * bound). Returns null when it is done, or a promise that resolves once it is.
    */
-  run (members: Iterator<T>, each: (member: T) => void): Promise<void> | null {
-    if (this.#jobs.length === 0 && slice(members, each)) return null
+  run (members: Iterator<T>, size: number, each: (member: T) => void): Promise<void> | null {
+    // A large room's writes are flushed as they go, so that the system calls are within the slices too
+    // (a small room's wait for the end of the tick, to leave with the next messages in one write).
+    const large = size > FANOUT_LARGE
+    if (this.#jobs.length === 0 && slice(members, each, large)) return null
     return new Promise(resolve => {
-      this.#jobs.push({ members, each, done: resolve })
+      this.#jobs.push({ members, each, done: resolve, large })
       this.#schedule()
     })
   }
@@ -46,7 +51,7 @@ export class Fanout<T> {
     const started = performance.now()
     while (this.#jobs.length > 0) {
       const job = this.#jobs[0]!
-      if (!slice(job.members, job.each, started)) break
+      if (!slice(job.members, job.each, job.large, started)) break
       this.#jobs.shift()
       job.done()
     }
@@ -55,11 +60,12 @@ export class Fanout<T> {
 }
 
 // Delivers until the iterator ends (true) or the slice that began at `started` is used up (false).
-function slice<T> (members: Iterator<T>, each: (member: T) => void, started = performance.now()): boolean {
+function slice<T> (members: Iterator<T>, each: (member: T) => void, large: boolean, started = performance.now()): boolean {
   let count = 0
   for (let next = members.next(); next.done !== true; next = members.next()) {
     each(next.value)
     if (++count === FANOUT_CHECK_EVERY) {
+      if (large) flush()
       if (performance.now() - started >= FANOUT_SLICE_MS) return false
       count = 0
     }

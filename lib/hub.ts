@@ -535,9 +535,16 @@ export class Hub {
         (high ??= []).push(conn)
       }
     }
-    const done = this.#fanout.run(this.#members(rooms), deliver)
+    const done = this.#fanout.run(this.#members(rooms), this.#sizeOf(rooms), deliver)
     if (done === null) return high === null ? null : pacedAll(high)
     return done.then(() => high === null ? undefined : pacedAll(high))
+  }
+
+  #sizeOf (rooms: string[] | null): number {
+    if (rooms === null) return this.registry.connections.size
+    let size = 0
+    for (const room of rooms) size += this.registry.rooms.get(room)?.size ?? 0
+    return size
   }
 
   #members (rooms: string[] | null): Iterator<BaseConnection> {
