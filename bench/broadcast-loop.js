@@ -19,7 +19,7 @@ if (process.argv[2] === 'members') {
   const got = new Uint32Array(Number(count))
   const open = (i) => new Promise(resolve => {
     const socket = createConnection({ host: '127.0.0.1', port: Number(port) })
-    socket.write(`GET /room HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`)
+    socket.write('GET /room HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n')
     let upgraded = false
     socket.on('data', chunk => {
       if (!upgraded) {
@@ -78,8 +78,10 @@ if (process.argv[2] === 'members') {
     results.push({ sent, lastMember, maxDelay: histogram.max / 1e6, worstLate })
     console.log(`round ${round + 1}: send() settled ${sent.toFixed(1)} ms, last member ${lastMember.toFixed(1)} ms, event-loop delay max ${(histogram.max / 1e6).toFixed(1)} ms (timer lateness max ${worstLate.toFixed(1)} ms)`)
   }
-  const median = key => results.map(r => r[key]).sort((a, b) => a - b)[Math.floor(results.length / 2)]
-  console.log(`median over ${results.length} rounds, ${members} members, ${payload.length} B: last member ${median('lastMember').toFixed(1)} ms, longest hold ${median('maxDelay').toFixed(1)} ms`)
+  // The longest hold is the larger of the two measures (the histogram can miss a hold that began before
+  // its first sample; the timer cannot).
+  const median = key => results.map(r => key === 'hold' ? Math.max(r.maxDelay, r.worstLate) : r[key]).sort((a, b) => a - b)[Math.floor(results.length / 2)]
+  console.log(`median over ${results.length} rounds, ${members} members, ${payload.length} B: last member ${median('lastMember').toFixed(1)} ms, longest hold ${median('hold').toFixed(1)} ms`)
   child.kill()
   await app.close()
 }

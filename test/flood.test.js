@@ -72,9 +72,9 @@ test('room members that stop reading under a stream of small broadcasts are clos
   })
   flood(t, app, '/room', 10, 'quiet')
   await until(async () => await app.ws.roomSize('tiny') === 10, 10_000, 'the members to join')
-  let sending = true
-  const growth = heapGrowth(() => app.ws.stats().closedForBackpressure === 10, 60_000).finally(() => { sending = false })
-  while (sending) {
+  const sending = { on: true }
+  const growth = heapGrowth(() => app.ws.stats().closedForBackpressure === 10, 60_000).finally(() => { sending.on = false })
+  while (sending.on) {
     for (let i = 0; i < 2000; i++) app.ws.to('tiny').send(SMALL)
     await new Promise(resolve => setImmediate(resolve))
   }
