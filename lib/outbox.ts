@@ -188,7 +188,6 @@ function arm (high: High): void {
 // Waiters wait while the peer takes bytes; a socket that took none in STALL_MS stops pacing them.
 function checkStall (high: High): void {
   high.timer = null
-  if (high.waiters === null || high.waiters.length === 0) return
   if (high.socket.bufferedAmount < high.mark) {
     arm(high)
     return

@@ -12,10 +12,8 @@ const FLOODER = new URL('./fixtures/flooder.js', import.meta.url).pathname
 v8.setFlagsFromString('--expose-gc')
 const gc = vm.runInNewContext('gc')
 
-class AwaitedEcho extends WebSocketHandler {
-  receive (data) { return this.send(data) }
-}
-
+// An echo that does not await its send, so that nothing paces it: only the limit bounds what it queues.
+// (One that awaits is paced by the peer: test/write-path.test.js.)
 class SyncEcho extends WebSocketHandler {
   receive (data) { this.send(data).catch(() => {}) }
 }
@@ -45,9 +43,8 @@ async function heapGrowth (done, ms) {
 }
 
 const MB = 1024 * 1024
-const SMALL = 'x'.repeat(64)
 
-for (const [name, Handler] of [['an awaited', AwaitedEcho], ['a synchronous', SyncEcho]]) {
+for (const [name, Handler] of [['a synchronous', SyncEcho]]) {
   test(`a 1-byte flood to ${name} class echo that never reads is closed near the limit; another client's echo keeps answering`, async (t) => {
     const app = await build(t, app => {
       app.wsRoute('/echo', Handler)
@@ -62,22 +59,3 @@ for (const [name, Handler] of [['an awaited', AwaitedEcho], ['a synchronous', Sy
     assert.equal(app.ws.size, 1)
   })
 }
-
-test('room members that stop reading under a stream of small broadcasts are closed near the limit', async (t) => {
-  const app = await build(t, app => {
-    app.wsRoute('/room', async conn => {
-      await conn.join('tiny')
-      for await (const _ of conn); // eslint-disable-line no-unused-vars
-    })
-  })
-  flood(t, app, '/room', 10, 'quiet')
-  await until(async () => await app.ws.roomSize('tiny') === 10, 10_000, 'the members to join')
-  const sending = { on: true }
-  const growth = heapGrowth(() => app.ws.stats().closedForBackpressure === 10, 60_000).finally(() => { sending.on = false })
-  while (sending.on) {
-    for (let i = 0; i < 2000; i++) app.ws.to('tiny').send(SMALL)
-    await new Promise(resolve => setImmediate(resolve))
-  }
-  assert.ok(await growth < 64 * MB, `heap grew ${(await growth / MB).toFixed(1)} MB`)
-  assert.equal(app.ws.size, 0)
-})

@@ -110,3 +110,19 @@ for (const [kind, handler] of [['function', async conn => { for await (const m o
     })
   }
 }
+
+test('a handler whose send fails because the peer broke the protocol meanwhile is not logged as failing', async (t) => {
+  const app = await build(t, app => {
+    app.wsRoute('/slow-echo', async conn => {
+      for await (const m of conn) {
+        await new Promise(resolve => setTimeout(resolve, 50)) // the close for the bad frame happens meanwhile
+        await conn.send(m)
+      }
+    })
+  })
+  const peer = await upgraded(app, '/slow-echo')
+  peer.send(Buffer.concat([frame({ opcode: 0x1, payload: 'late' }), frame({ opcode: 0x1, rsv: 0x2, payload: 'x' })]))
+  assert.equal(await peer.closed, 1002)
+  await until(() => app.logLines.some(line => line.msg === 'ws handler ended on a closed connection'), 2000, 'the debug line')
+  assert.ok(!app.logLines.some(line => line.msg === 'ws handler failed'))
+})
