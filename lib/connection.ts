@@ -15,7 +15,7 @@ import {
 import type { Hub, RoomSender } from './hub.js'
 import { Inbox, type Message } from './inbox.js'
 import { toJson, toWire, type Outgoing } from './message.js'
-import { drained, send, trySend, write } from './outbox.js'
+import { deliver, drained, send, trySend } from './outbox.js'
 import { stopReading, watchPeer } from './peer.js'
 import {
   kDeliver, kFail, kHandlerReturned, kInit, kNext, kNextResult, kOnDisconnect, kOnMessage, kOnPeerClose, kOnSocketClose, kSocketClosed, kStartDispatch, kTrySend
@@ -356,7 +356,7 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
    */
   [kDeliver] (message: Outgoing): boolean {
     if (this.#state !== ACCEPTED || this.socket.readyState !== OPEN) return false
-    return write(this, message, message.binary)
+    return deliver(this, message)
   }
 
   /**

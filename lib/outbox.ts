@@ -53,23 +53,29 @@ function rawOf (socket: WebSocket): Socket {
  * the limit's action applies (the message is dropped, or the connection closed with 1013). Returns
  * whether it was written. The caller has checked that the connection is open.
  */
-export function write (conn: BaseConnection, wire: string | Buffer | Outgoing, binary: boolean): boolean {
+export function write (conn: BaseConnection, wire: string | Buffer, binary: boolean): boolean {
   const socket = conn.socket
   const raw = rawOf(socket)
-  if (overLimit(conn, socket, raw)) return refuse(conn)
+  if (raw.writableNeedDrain ? overLimit(conn, socket, raw) : socket.bufferedAmount > conn.hub.settings.backpressure.limit) return refuse(conn)
   corkForTick(socket)
+  socket.send(wire, binary ? BINARY : TEXT)
   const counters = conn.hub.counters
-  if (typeof wire === 'string') {
-    socket.send(wire, TEXT)
-    counters.bytesOut += Buffer.byteLength(wire)
-  } else if (Buffer.isBuffer(wire)) {
-    socket.send(wire, binary ? BINARY : TEXT)
-    counters.bytesOut += wire.length
-  } else {
-    writeOutgoing(socket, wire)
-    counters.bytesOut += wire.payload.length
-  }
   counters.messagesOut++
+  counters.bytesOut += typeof wire === 'string' ? Buffer.byteLength(wire) : wire.length
+  if (raw.writableNeedDrain) rise(socket, raw)
+  return true
+}
+
+/** {@link write} for a hub message, framed once for all its recipients. */
+export function deliver (conn: BaseConnection, message: Outgoing): boolean {
+  const socket = conn.socket
+  const raw = rawOf(socket)
+  if (raw.writableNeedDrain ? overLimit(conn, socket, raw) : socket.bufferedAmount > conn.hub.settings.backpressure.limit) return refuse(conn)
+  corkForTick(socket)
+  writeOutgoing(socket, message)
+  const counters = conn.hub.counters
+  counters.messagesOut++
+  counters.bytesOut += message.payload.length
   if (raw.writableNeedDrain) rise(socket, raw)
   return true
 }
@@ -154,12 +160,11 @@ function rise (socket: WebSocket, raw: Socket): void {
   if (raw.writableLength >= raw.writableHighWaterMark) high.writes++
 }
 
-// What the socket holds for the peer, in bytes, counting the heap of each queued write.
+// What a high socket holds for the peer, in bytes, counting the heap of each queued write.
 function overLimit (conn: BaseConnection, socket: WebSocket, raw: Socket): boolean {
   const limit = conn.hub.settings.backpressure.limit
   const buffered = socket.bufferedAmount
   if (buffered > limit) return true
-  if (!raw.writableNeedDrain) return false
   const high = highs.get(raw)
   return high !== undefined && buffered + high.writes * MESSAGE_OVERHEAD > limit
 }

@@ -39,7 +39,7 @@ describe('RedisBroker', () => {
     await b.publish('broadcast', { origin: 'n', type: 'all', binary: true, payload: Buffer.from([0xff, 0x00]) })
     await until(() => seen.length === 1)
     assert.equal(seen[0][0], 'app1:broadcast')
-    assert.deepEqual([...seen[0][1]], [1, 0x12, 1, 0x6e, 0xff, 0x00])
+    assert.deepEqual([...seen[0][1]], [2, 0x12, 1, 0x6e, 0xff, 0x00]) // format version 2
   })
 
   test('an envelope that cannot be encoded rejects publish and direct with WSHUB_ERR_INVALID_ENVELOPE', async t => {
