@@ -33,10 +33,10 @@ export const DEFAULTS = Object.freeze({
 export const CLOSE_BATCH = 256
 
 /**
- * The heap one write costs while it waits in a socket's buffer, beyond its bytes (Node's write request,
+ * About the least heap one write costs while it waits in a socket's buffer, beyond its bytes (Node's write request,
  * ws's frame header): counted against the backpressure limit, so that tiny messages are bounded too.
  */
-export const MESSAGE_OVERHEAD = 256
+export const MESSAGE_OVERHEAD = 128
 
 /** A socket over its high-water mark that took nothing for this many ms stops pacing its senders. */
 export const STALL_MS = 500
