@@ -447,16 +447,19 @@ async function settle ({ group: name, perSocket, timeoutMs = 10_000 }) {
  * Echo: from `start`, every client of the group keeps `inflight` messages of `text` in flight (a reply
  * sends the next one); the replies must be the same bytes. Counts the replies in [t0, t1] and their
  * round-trip times, stops sending at t1 and waits (at most `drainTimeoutMs`) for the last replies.
+ * With `message` and `reply`, the client sends `message` and expects `reply` instead (a request and its
+ * response: a JSON-RPC call, a Socket.IO event with an acknowledgement).
  */
-async function echo ({ group: name, start, t0, t1, inflight, text, drainTimeoutMs = 5000 }) {
+async function echo ({ group: name, start, t0, t1, inflight, text, message, reply, drainTimeoutMs = 5000 }) {
   const group = groups.get(name)
   if (group === undefined || group.receivers.length === 0) throw new Error(`no clients in group ${name}`)
   if ((inflight & (inflight - 1)) !== 0 || inflight < 1 || inflight > 64) throw new Error('inflight must be a power of 2 in [1, 64]')
-  const payload = group.protocol === 'sio' ? sioEvent('m', text) : text
+  const payload = message ?? (group.protocol === 'sio' ? sioEvent('m', text) : text)
+  const expected = reply ?? payload
   const frame = maskedFrame(0x1, payload)
   const e = {
-    reply: Buffer.from(payload),
-    replyLen: Buffer.byteLength(payload),
+    reply: Buffer.from(expected),
+    replyLen: Buffer.byteLength(expected),
     frames: Buffer.concat(Array.from({ length: inflight }, () => frame)),
     frameLen: frame.length,
     ringMask: inflight - 1,

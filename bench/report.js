@@ -3,13 +3,20 @@
 
 export const VARIANTS = ['ws', 'ws-frame-once', 'fastify-ws', 'socketio', 'hub-fn', 'hub-class']
 
+/** The variants of the request/response scenario: bare ws echo and Socket.IO's acknowledgements beside the hub's methods. */
+export const RPC_VARIANTS = ['ws', 'socketio', 'hub-rpc']
+
+/** Every variant, in the table's column order. */
+export const ALL_VARIANTS = [...VARIANTS, 'hub-rpc']
+
 export const LABELS = {
   ws: 'bare ws',
   'ws-frame-once': 'ws, framed once',
   'fastify-ws': '@fastify/websocket',
   socketio: 'Socket.IO 4',
   'hub-fn': 'fastify-ws-hub (function)',
-  'hub-class': 'fastify-ws-hub (class)'
+  'hub-class': 'fastify-ws-hub (class)',
+  'hub-rpc': 'fastify-ws-hub (JSON-RPC method)'
 }
 
 export const BASE = 'ws'
@@ -25,6 +32,9 @@ export const ROWS = [
   { scenario: 'echo', key: 'p50Ms', label: 'echo: p50 round trip (ms)', fmt: ms, better: 'lower' },
   { scenario: 'echo', key: 'p99Ms', label: 'echo: p99 round trip (ms)', fmt: ms, better: 'lower' },
   { scenario: 'echo', key: 'serverCpuUsPerMsg', label: 'echo: server CPU us/msg', fmt: us, better: 'lower' },
+  { scenario: 'rpc', key: 'msgsPerSec', label: 'request/response: round trips/s', fmt: rate, better: 'higher' },
+  { scenario: 'rpc', key: 'p50Ms', label: 'request/response: p50 round trip (ms)', fmt: ms, better: 'lower' },
+  { scenario: 'rpc', key: 'serverCpuUsPerMsg', label: 'request/response: server CPU us/round trip', fmt: us, better: 'lower' },
   { scenario: 'fanout', key: 'deliveriesPerSec', label: 'fan-out: deliveries/s', fmt: rate, better: 'higher' },
   { scenario: 'fanout', key: 'serverCpuUsPerDelivery', label: 'fan-out: server CPU us/delivery', fmt: us, better: 'lower' },
   { scenario: 'memory', key: 'heapPerConn', label: 'idle: heap/conn', fmt: bytes, better: 'lower' },
@@ -43,6 +53,10 @@ export const TARGETS = ['hub-fn', 'hub-class'].flatMap((hub) => [
   { scenario: 'memory', key: 'heapPerConn', variant: hub, base: 'fastify-ws', op: '<=', threshold: 1.15 },
   { scenario: 'memory', key: 'heapPerConn', variant: hub, base: 'socketio', op: '<=', threshold: 0.55 },
   { scenario: 'setup', key: 'connectsPerSec', variant: hub, base: 'fastify-ws', op: '>=', threshold: 0.9 }
+]).concat([
+  // a validated JSON-RPC call and its response against an acknowledged Socket.IO event and a bare ws echo
+  { scenario: 'rpc', key: 'msgsPerSec', variant: 'hub-rpc', base: 'socketio', op: '>=', threshold: 2.0 },
+  { scenario: 'rpc', key: 'msgsPerSec', variant: 'hub-rpc', base: 'ws', op: '>=', threshold: 0.7 }
 ])
 
 const median = (results, scenario, variant, key) => results.scenarios?.[scenario]?.variants?.[variant]?.[key]?.median
@@ -97,7 +111,7 @@ function cell (results, row, variant, { minMax }) {
  * medians to bare ws, then the median (and with `minMax`, the min-max over the rounds).
  */
 export function ratioTable (results, { minMax = false } = {}) {
-  const variants = VARIANTS.filter((v) => Object.values(results.scenarios ?? {}).some((s) => s.variants?.[v] !== undefined))
+  const variants = ALL_VARIANTS.filter((v) => Object.values(results.scenarios ?? {}).some((s) => s.variants?.[v] !== undefined))
   const rows = ROWS.filter((r) => results.scenarios?.[r.scenario] !== undefined)
   return [
     `| | ${variants.map((v) => LABELS[v]).join(' | ')} |`,

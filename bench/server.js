@@ -12,6 +12,11 @@
 //                  `for await (const m of conn) await conn.send(m)` and `await conn.join(room)`
 //   hub-class      Fastify + fastify-ws-hub, class handlers: `receive (data) { return this.send(data) }`,
 //                  and a `connect()` that accepts and joins the room
+//   hub-rpc        Fastify + fastify-ws-hub, `/echo` a methods route (JSON-RPC 2.0): a method `echo` whose
+//                  params are validated by a JSON Schema (`{ text: string }`, with Fastify's Ajv) and returned
+//
+// Socket.IO also answers the event 'a' with an acknowledgement: `socket.on('a', (data, ack) => ack(data))`,
+// which a client calls with `await socket.emitWithAck('a', data)`.
 //
 // The Fastify variants have a no-op onRequest hook, so that an upgrade goes through the hook chain.
 // Heartbeats are left at each library's default: none for ws and @fastify/websocket, engine.io's ping
@@ -109,14 +114,27 @@ async function fastifyWs ({ bytes }) {
   }
 }
 
-async function hub ({ classes, text }) {
+/** The params of the JSON-RPC variant's method `echo`. */
+const ECHO_PARAMS = {
+  type: 'object',
+  properties: { text: { type: 'string', maxLength: 4096 } },
+  required: ['text'],
+  additionalProperties: false
+}
+
+async function hub ({ classes, rpc, text }) {
   const { default: Fastify } = await import('fastify')
   const { default: wsHub, WebSocketHandler } = await import('../dist/lib/index.js')
   const app = Fastify({ logger: false })
   await app.register(wsHub)
   app.addHook('onRequest', noopHook)
   app.websocketServer.on('connection', () => { handled++ })
-  if (classes) {
+  if (rpc) {
+    app.wsRoute('/echo', () => {}, { methods: { echo: { schema: { params: ECHO_PARAMS }, handler: async (params) => params } } })
+    app.wsRoute('/room', async (conn) => {
+      await conn.join(ROOM)
+    })
+  } else if (classes) {
     class Echo extends WebSocketHandler {
       receive (data) { return this.send(data) }
     }
@@ -157,6 +175,7 @@ async function socketio ({ text, bytes }) {
     handled++
     if (socket.handshake.query.room !== undefined) socket.join(ROOM)
     socket.on('m', (data) => socket.emit('m', data))
+    socket.on('a', (data, ack) => ack(data))
   })
   await new Promise((resolve, reject) => {
     httpServer.once('error', reject)
@@ -190,7 +209,8 @@ const BUILDERS = {
   'fastify-ws': fastifyWs,
   socketio,
   'hub-fn': (o) => hub({ ...o, classes: false }),
-  'hub-class': (o) => hub({ ...o, classes: true })
+  'hub-class': (o) => hub({ ...o, classes: true }),
+  'hub-rpc': (o) => hub({ ...o, rpc: true })
 }
 
 let variantName = null

@@ -1,12 +1,13 @@
 // The benchmark suite: fastify-ws-hub next to bare ws, ws framed once, @fastify/websocket and
-// Socket.IO 4, in four scenarios. Run by bench/run.js (`npm run bench [-- options]`):
+// Socket.IO 4, in five scenarios. Run by bench/run.js (`npm run bench [-- options]`):
 //
 //   --quick                 smoke run: 1 round, short windows, small sizes (a few seconds per scenario)
 //   --rounds N              interleaved rounds (default 3)
 //   --duration MS           measured window of echo, fan-out and setup runs (default 2500)
 //   --warmup MS             warm-up before each measured window (default 500)
-//   --scenarios a,b         echo, fanout, memory, setup (default: all)
-//   --variants a,b          ws, ws-frame-once, fastify-ws, socketio, hub-fn, hub-class (default: all)
+//   --scenarios a,b         echo, rpc, fanout, memory, setup (default: all)
+//   --variants a,b          ws, ws-frame-once, fastify-ws, socketio, hub-fn, hub-class, hub-rpc (default: all);
+//                           rpc (request/response) runs ws, socketio and hub-rpc of these, the others the rest
 //   --prof-server DIR       V8 CPU profile of every server child (node --cpu-prof), one file per
 //                           scenario and variant: DIR/<scenario>.<variant>.<n>.cpuprofile (see prof-top.js)
 //   --no-pin                do not pin with taskset
@@ -28,9 +29,9 @@ import {
   childGroup, cpusAllowed, distHash, gitState, int, machineInfo, machineWindow, niceOf, NOISY_PCT, NOISY_STEAL_PCT,
   otherUserPct, probePinning, probePriority, QUIET_PCT, sleep, stats, stealPct, versionOf, waitQuiet
 } from './common.js'
-import { BASE, describeRun, evaluateTargets, LABELS, noiseLines, ratioTable, VARIANTS } from './report.js'
+import { ALL_VARIANTS, BASE, describeRun, evaluateTargets, LABELS, noiseLines, ratioTable, RPC_VARIANTS, VARIANTS } from './report.js'
 
-export const SCENARIOS = ['echo', 'fanout', 'memory', 'setup']
+export const SCENARIOS = ['echo', 'rpc', 'fanout', 'memory', 'setup']
 
 const PROFILES = {
   full: {
@@ -40,6 +41,7 @@ const PROFILES = {
     warmPass: true, // one unmeasured run of every variant before round 1
     quietBudgetMs: 15_000, // per scenario, at most 2 s before a run
     echo: { conns: 50, inflight: 8, payload: 32 },
+    rpc: { conns: 50, inflight: 8, payload: 32 },
     fanout: { members: 1000, payload: 64, burst: 4000, limit: 1024 * 1024 },
     memory: { conns: 5000 },
     setup: { concurrency: 50 }
@@ -51,6 +53,7 @@ const PROFILES = {
     warmPass: true, // short: it warms the load generator's JIT, which the first variant would pay for
     quietBudgetMs: 0,
     echo: { conns: 50, inflight: 8, payload: 32 },
+    rpc: { conns: 50, inflight: 8, payload: 32 },
     fanout: { members: 200, payload: 64, burst: 4000, limit: 1024 * 1024 },
     memory: { conns: 500 },
     setup: { concurrency: 50 }
@@ -68,7 +71,7 @@ function options (argv) {
       duration: { type: 'string' },
       warmup: { type: 'string' },
       scenarios: { type: 'string', default: SCENARIOS.join(',') },
-      variants: { type: 'string', default: VARIANTS.join(',') },
+      variants: { type: 'string', default: ALL_VARIANTS.join(',') },
       'prof-server': { type: 'string' },
       'no-pin': { type: 'boolean', default: false },
       priority: { type: 'string', default: '0' },
@@ -84,7 +87,9 @@ function options (argv) {
     if (items.length === 0) throw new Error(`--${name}s is empty`)
     return known.filter((k) => items.includes(k))
   }
-  const variants = list('variant', values.variants, VARIANTS)
+  const chosen = list('variant', values.variants, ALL_VARIANTS)
+  const variants = chosen.filter((v) => VARIANTS.includes(v))
+  const rpcVariants = RPC_VARIANTS.filter((v) => v === BASE || chosen.includes(v))
   const opt = {
     ...profile,
     mode,
@@ -93,6 +98,7 @@ function options (argv) {
     warmup: int('warmup', values.warmup ?? profile.warmup, 0, 5000),
     scenarios: list('scenario', values.scenarios, SCENARIOS),
     variants: variants.includes(BASE) ? variants : [BASE, ...variants], // ratios are to bare ws
+    rpcVariants, // the request/response scenario's own: bare ws echo, Socket.IO's acknowledgements, the hub's methods
     pin: !values['no-pin'],
     priority: int('priority', values.priority, -20, 19),
     profServer: values['prof-server'],
@@ -103,7 +109,7 @@ function options (argv) {
   // its lead, windows and settling, and the wait for quiet; a memory run: a fresh server, connecting,
   // GCs), with room to spare, plus the cross-node scenario's own limit
   opt.crossNodeTimeoutMs = mode === 'quick' ? 90_000 : 180_000
-  const runs = (opt.rounds + (opt.warmPass ? 1 : 0)) * opt.variants.length
+  const runs = (opt.rounds + (opt.warmPass ? 1 : 0)) * Math.max(opt.variants.length, opt.rpcVariants.length)
   const timed = opt.scenarios.filter((s) => s !== 'memory').length
   const plan = timed * (10_000 + opt.quietBudgetMs + runs * (opt.warmup + opt.duration + 1500)) +
     (opt.scenarios.includes('memory') ? opt.rounds * opt.variants.length * 8000 : 0)
@@ -235,15 +241,15 @@ function context (opt) {
    * Runs `runOnce(variant, warm)` for every variant: once unmeasured (full mode), then once per round,
    * each round in a rotated order. Logs a line per run with `line(run)`.
    */
-  async function rounds (scenario, runOnce, line) {
+  async function rounds (scenario, runOnce, line, variants = opt.variants) {
     const warmUp = []
     const runs = []
     if (opt.warmPass) {
-      for (const variant of opt.variants) warmUp.push({ variant, ...await runOnce(variant, true) })
+      for (const variant of variants) warmUp.push({ variant, ...await runOnce(variant, true) })
     }
     for (let round = 0; round < opt.rounds; round++) {
-      const shift = round % opt.variants.length
-      const order = [...opt.variants.slice(shift), ...opt.variants.slice(0, shift)]
+      const shift = round % variants.length
+      const order = [...variants.slice(shift), ...variants.slice(0, shift)]
       for (const variant of order) {
         const run = { variant, round: round + 1, ...await runOnce(variant, false) }
         runs.push(run)
@@ -275,9 +281,9 @@ function context (opt) {
 }
 
 /** Starts one server per variant, all at once (an idle server costs the others nothing). */
-async function startAll (ctx, scenario, payloadBytes) {
+async function startAll (ctx, scenario, payloadBytes, variants = ctx.opt.variants) {
   const servers = {}
-  const started = await Promise.allSettled(ctx.opt.variants.map(async (variant) => {
+  const started = await Promise.allSettled(variants.map(async (variant) => {
     servers[variant] = await ctx.startServer(scenario, variant, payloadBytes)
   }))
   const failed = started.find((s) => s.status === 'rejected')
@@ -324,19 +330,87 @@ async function checkWithRealClients (servers) {
 }
 
 /** (a) echo: `conns` clients keep `inflight` messages each in flight; msgs/s, round trip, server CPU/msg. */
-async function echo (ctx) {
+function echo (ctx) {
+  const cfg = ctx.opt.echo
+  return roundTrips(ctx, {
+    scenario: 'echo',
+    variants: ctx.opt.variants,
+    exchange: () => ({}),
+    check: checkWithRealClients,
+    title: `echo: ${cfg.conns} connections x ${cfg.inflight} messages in flight, ${cfg.payload}-byte text messages`
+  })
+}
+
+/**
+ * (a') request/response: the same load as echo, but each message is a request that gets its own
+ * response: for the hub, a JSON-RPC call of a method whose params a JSON Schema validates; for
+ * Socket.IO, an event answered with an acknowledgement (what `emitWithAck` waits for); bare ws echoes.
+ */
+function rpc (ctx) {
+  const cfg = ctx.opt.rpc
+  const text = 'x'.repeat(cfg.payload)
+  return roundTrips(ctx, {
+    scenario: 'rpc',
+    variants: ctx.opt.rpcVariants,
+    exchange: (variant) => variant === 'hub-rpc'
+      ? {
+          message: JSON.stringify({ jsonrpc: '2.0', method: 'echo', params: { text }, id: 1 }),
+          reply: JSON.stringify({ jsonrpc: '2.0', result: { text }, id: 1 })
+        }
+      : variant === 'socketio' ? { message: `421${JSON.stringify(['a', text])}`, reply: `431${JSON.stringify([text])}` } : {},
+    check: checkRequestsWithRealClients,
+    title: `request/response: ${cfg.conns} connections x ${cfg.inflight} requests in flight, ${cfg.payload}-byte text; ` +
+      'the hub: a JSON-RPC method with a validated schema; Socket.IO: an event with an acknowledgement (emitWithAck); bare ws: echo'
+  })
+}
+
+/** Checks the request/response endpoints with real clients: rpc-websockets, socket.io-client's emitWithAck, ws. */
+async function checkRequestsWithRealClients (servers) {
+  const { Client } = await import('rpc-websockets')
+  const { io } = await import('socket.io-client')
+  const within = (ms, what, promise) => Promise.race([promise, sleep(ms).then(() => { throw new Error(`${what}: no answer in ${ms} ms`) })])
+  for (const server of Object.values(servers)) {
+    const what = `real-client request check of ${server.variant}`
+    let got
+    if (server.variant === 'hub-rpc') {
+      const client = new Client(`ws://127.0.0.1:${server.port}/echo`, { reconnect: false })
+      try {
+        got = await within(5000, what, new Promise((resolve, reject) => {
+          client.once('error', reject)
+          client.once('open', () => client.call('echo', { text: 'check' }).then((result) => resolve(result.text), reject))
+        }))
+      } finally {
+        client.close()
+      }
+    } else if (server.variant === 'socketio') {
+      const socket = io(`http://127.0.0.1:${server.port}`, { transports: ['websocket'], reconnection: false })
+      try {
+        got = await within(5000, what, socket.emitWithAck('a', 'check'))
+      } finally {
+        socket.close()
+      }
+    } else {
+      await checkWithRealClients({ [server.variant]: server })
+      continue
+    }
+    if (got !== 'check') throw new Error(`${what}: got ${JSON.stringify(got)}`)
+  }
+}
+
+/** Round trips: `conns` clients keep `inflight` messages each in flight, each answered by one reply. */
+async function roundTrips (ctx, { scenario, variants, exchange, check, title }) {
   const { opt } = ctx
-  const cfg = opt.echo
+  const cfg = opt[scenario]
   const text = 'x'.repeat(cfg.payload)
   const load = ctx.startLoad()
   let servers = {}
   try {
-    servers = await startAll(ctx, 'echo', cfg.payload)
-    await checkWithRealClients(servers)
+    servers = await startAll(ctx, scenario, cfg.payload, variants)
+    await check(servers)
     for (const [variant, server] of Object.entries(servers)) {
       await load.request('connect', { group: variant, protocol: protocolOf(variant), port: server.port, path: '/echo', count: cfg.conns }, 30_000)
       const info = await waitInfo(server, (i) => i.open === cfg.conns)
-      if (info.open !== cfg.conns) throw new Error(`echo: ${variant} has ${info.open} connections, not ${cfg.conns}`)
+      if (info.open !== cfg.conns) throw new Error(`${scenario}: ${variant} has ${info.open} connections, not ${cfg.conns}`)
     }
     ctx.resetQuiet()
     const runOnce = async (variant, warm) => {
@@ -345,7 +419,7 @@ async function echo (ctx) {
       const t = times(w.warmup, w.duration)
       const budget = w.warmup + w.duration + 15_000
       const [c, s, host] = await Promise.all([
-        load.request('echo', { group: variant, start: t.start, t0: t.t0, t1: t.t1, inflight: cfg.inflight, text, drainTimeoutMs: 5000 }, budget),
+        load.request('echo', { group: variant, start: t.start, t0: t.t0, t1: t.t1, inflight: cfg.inflight, text, ...exchange(variant), drainTimeoutMs: 5000 }, budget),
         servers[variant].request('cpuWindow', { t0: t.t0, t1: t.t1 }, budget),
         machineWindow(t.t0, t.t1)
       ])
@@ -368,14 +442,14 @@ async function echo (ctx) {
         host
       }
     }
-    const { runs, warmUp } = await ctx.rounds('echo', runOnce, (r) =>
+    const { runs, warmUp } = await ctx.rounds(scenario, runOnce, (r) =>
       `${k(r.msgsPerSec)} msgs/s, p50 ${fmt(r.p50Ms, 2)} ms, p99 ${fmt(r.p99Ms, 2)} ms, ${fmt(r.serverCpuUsPerMsg, 2)} us CPU/msg, ` +
-      `server CPU ${fmt(r.serverCpuPct)}%, client CPU ${fmt(r.clientCpuPct)}%`)
+      `server CPU ${fmt(r.serverCpuPct)}%, client CPU ${fmt(r.clientCpuPct)}%`, variants)
     const keys = ['msgsPerSec', 'p50Ms', 'p99Ms', 'serverCpuUsPerMsg', 'serverUserUsPerMsg', 'serverCpuPct', 'clientCpuPct']
     return {
-      title: `echo: ${cfg.conns} connections x ${cfg.inflight} messages in flight, ${cfg.payload}-byte text messages`,
+      title,
       params: cfg,
-      variants: summarize(runs, keys, opt.variants),
+      variants: summarize(runs, keys, variants),
       noise: noiseOf(runs, ctx.resetQuiet()),
       runs,
       warmUp: warmUp.map((r) => ({ variant: r.variant, complete: r.complete, msgsPerSec: r.msgsPerSec }))
@@ -580,7 +654,7 @@ async function setup (ctx) {
   }
 }
 
-const SCENARIO_RUNNERS = { echo, fanout, memory, setup }
+const SCENARIO_RUNNERS = { echo, rpc, fanout, memory, setup }
 
 /** Runs bench/cross-node.js (the Redis issue's scenario, written apart) when it exists. */
 async function crossNode (ctx) {

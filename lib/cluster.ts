@@ -25,11 +25,14 @@ export function ownerOf (id: unknown): string | null {
 /** What a request asks for, without the fields the cluster fills in. */
 export type RequestFields = Omit<RequestEnvelope, 'origin' | 'type' | 'seq'>
 
-/** Carries out a request on the owning node; resolves with the boolean the caller gets. */
-export type RequestHandler = (request: RequestEnvelope) => boolean | Promise<boolean>
+/**
+ * Carries out a request on the owning node; resolves with the boolean the caller gets, or with the
+ * payload of the reply (a `call`'s outcome).
+ */
+export type RequestHandler = (request: RequestEnvelope) => boolean | Promise<boolean | Buffer>
 
 interface Pending {
-  resolve (result: boolean): void
+  resolve (result: boolean, payload?: Buffer): void
   reject (err: Error): void
   timer: NodeJS.Timeout
 }
@@ -78,26 +81,41 @@ export class Cluster {
    * transport is down, and with `WSHUB_ERR_BROKER_CLOSED` after `stop()`.
    */
   request (node: string, fields: RequestFields): Promise<boolean> {
-    if (this.#closed) return Promise.reject(new WSHUB_ERR_BROKER_CLOSED())
+    return new Promise<boolean>((resolve, reject) => this.#request(node, fields, this.#timeout, resolve, reject))
+  }
+
+  /**
+   * Like `request`, for a request whose reply carries a payload (a `call`), waiting at most `timeout`
+   * ms: resolves with the payload, or with null when the connection or its node is gone.
+   */
+  ask (node: string, fields: RequestFields, timeout: number): Promise<Buffer | null> {
+    return new Promise<Buffer | null>((resolve, reject) => this.#request(node, fields, timeout, (result, payload) => {
+      resolve(result ? payload ?? Buffer.alloc(0) : null)
+    }, reject))
+  }
+
+  #request (node: string, fields: RequestFields, timeout: number, resolve: Pending['resolve'], reject: Pending['reject']): void {
+    if (this.#closed) {
+      reject(new WSHUB_ERR_BROKER_CLOSED())
+      return
+    }
     this.#seq = (this.#seq + 1) >>> 0
     const seq = this.#seq
     // The owner drops a request that reaches it after the asker stopped waiting: a timeout means it
     // may or may not have been carried out, never that it will be later.
-    const envelope: RequestEnvelope = { origin: this.#nodeId, type: 'request', seq, deadline: Date.now() + this.#timeout, ...fields }
-    return new Promise<boolean>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#pending.delete(seq)
-        reject(new WSHUB_ERR_REQUEST_TIMEOUT(`${fields.op}(${fields.target})`, String(this.#timeout)))
-      }, this.#timeout)
-      this.#pending.set(seq, { resolve, reject, timer })
-      // Nobody on the channel means the node is gone: false without waiting, as the request was surely
-      // not taken. A node that is subscribed but silent (stalled past its liveness mark, say) may still
-      // take it before its deadline: that is a timeout, not false.
-      this.#broker.direct(nodeChannel(node), envelope).then(
-        reached => { if (!reached) this.#settle(seq, false) },
-        (err: Error) => this.#fail(seq, err)
-      )
-    })
+    const envelope: RequestEnvelope = { origin: this.#nodeId, type: 'request', seq, deadline: Date.now() + timeout, ...fields }
+    const timer = setTimeout(() => {
+      this.#pending.delete(seq)
+      reject(new WSHUB_ERR_REQUEST_TIMEOUT(`${fields.op}(${fields.target})`, String(timeout)))
+    }, timeout)
+    this.#pending.set(seq, { resolve, reject, timer })
+    // Nobody on the channel means the node is gone: false without waiting, as the request was surely
+    // not taken. A node that is subscribed but silent (stalled past its liveness mark, say) may still
+    // take it before its deadline: that is a timeout, not false.
+    this.#broker.direct(nodeChannel(node), envelope).then(
+      reached => { if (!reached) this.#settle(seq, false) },
+      (err: Error) => this.#fail(seq, err)
+    )
   }
 
   /** Rejects every pending request with `WSHUB_ERR_BROKER_CLOSED`; later requests reject at once. */
@@ -106,12 +124,12 @@ export class Cluster {
     for (const seq of [...this.#pending.keys()]) this.#fail(seq, new WSHUB_ERR_BROKER_CLOSED())
   }
 
-  #settle (seq: number, result: boolean): void {
+  #settle (seq: number, result: boolean, payload?: Buffer): void {
     const pending = this.#pending.get(seq)
     if (pending === undefined) return
     this.#pending.delete(seq)
     clearTimeout(pending.timer)
-    pending.resolve(result)
+    pending.resolve(result, payload)
   }
 
   #fail (seq: number, err: Error): void {
@@ -124,7 +142,7 @@ export class Cluster {
 
   #onEnvelope (envelope: Envelope): void {
     if (envelope.type === 'reply') {
-      this.#settle(envelope.seq, envelope.result)
+      this.#settle(envelope.seq, envelope.result, envelope.payload)
     } else if (envelope.type === 'request') {
       this.#answer(envelope)
     }
@@ -135,11 +153,13 @@ export class Cluster {
       this.#log.debug({ op: request.op, target: request.target }, 'fastify-ws-hub: a request from another node came after its deadline, dropped')
       return
     }
-    const reply = (result: boolean): Promise<boolean> => {
-      const envelope: ReplyEnvelope = { origin: this.#nodeId, type: 'reply', seq: request.seq, result }
+    const reply = (result: boolean | Buffer): Promise<boolean> => {
+      const envelope: ReplyEnvelope = typeof result === 'boolean'
+        ? { origin: this.#nodeId, type: 'reply', seq: request.seq, result }
+        : { origin: this.#nodeId, type: 'reply', seq: request.seq, result: true, payload: result }
       return this.#broker.direct(nodeChannel(request.origin), envelope)
     }
-    let result: boolean | Promise<boolean>
+    let result: boolean | Promise<boolean | Buffer>
     try {
       result = this.#handle(request)
     } catch (err) {

@@ -10,16 +10,20 @@ import {
   WSHUB_ERR_INVALID_JSON,
   WSHUB_ERR_INVALID_PAYLOAD,
   WSHUB_ERR_NOT_ACCEPTED,
+  WSHUB_ERR_RPC_UNAVAILABLE,
   WSHUB_ERR_UNEXPECTED_FRAME
 } from './errors.js'
 import type { Hub, RoomSender } from './hub.js'
 import { Inbox, type Message } from './inbox.js'
+import type { Intake } from './hooks.js'
 import { toJson, toWire, type Outgoing } from './message.js'
 import { deliver, drained, send, trySend } from './outbox.js'
 import { stopReading, watchPeer } from './peer.js'
 import {
-  kDeliver, kFail, kHandlerReturned, kInit, kNext, kNextResult, kOnDisconnect, kOnMessage, kOnPeerClose, kOnSocketClose, kSocketClosed, kStartDispatch, kTrySend
+  kDeliver, kFail, kHandlerReturned, kInit, kNext, kNextResult, kOnDisconnect, kOnMessage, kOnPeerClose, kOnSocketClose, kReceive, kSetIntake,
+  kSocketClosed, kStartDispatch, kTrySend
 } from './symbols.js'
+import { sendNotification, type CallOptions } from './rpc.js'
 
 export type { Message }
 
@@ -95,6 +99,7 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
   #windowCount = 0
   #afterRun: (() => void) | null = null
   #afterRunFailed: ((err: unknown) => void) | null = null
+  #intake: Intake | null = null
 
   constructor () {
     const init = pendingInit
@@ -327,6 +332,22 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
     return RESOLVED
   }
 
+  /** Sends a JSON-RPC notification (`{ jsonrpc: '2.0', method, params }`: no response expected). */
+  notify (method: string, params?: unknown): Promise<void> {
+    return sendNotification(method, params, message => this.send(message))
+  }
+
+  /**
+   * Calls a method of the client (JSON-RPC) and resolves with its `result`; rejects with an `RpcError`
+   * carrying the client's error, `WSHUB_ERR_RPC_TIMEOUT` after `timeout` ms (default: the route's
+   * `callTimeout`), `WSHUB_ERR_CONNECTION_CLOSED` if the connection closes first, or
+   * `WSHUB_ERR_RPC_UNAVAILABLE` on a route without `methods`.
+   */
+  call<T = unknown> (method: string, params?: unknown, options?: CallOptions): Promise<T> {
+    const err = this.#cannotSend() ?? (this.#intake?.rpc == null ? new WSHUB_ERR_RPC_UNAVAILABLE(this.id) : null)
+    return err === null ? this.#intake!.rpc!.call(method, params, options) as Promise<T> : Promise.reject(err)
+  }
+
   /** Joins a room. A room is a non-empty string of at most 256 characters. */
   join (room: string): Promise<void> {
     const err = this.#cannotSend()
@@ -481,6 +502,23 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
     counters.bytesIn += data.length
     if (this.hub.settings.rateLimit !== false && this.#overRateLimit()) return
     const message: Message = isBinary ? data : data.toString()
+    if (this.#intake !== null) this.#intake.push(message)
+    else this[kReceive](message)
+  }
+
+  /**
+   * Sets the stage that sees incoming messages before the connection's own reading does.
+   * @internal
+   */
+  [kSetIntake] (intake: Intake): void {
+    this.#intake = intake
+  }
+
+  /**
+   * Takes a message in for `receive*()`, the iterator or a class handler's `receive()`.
+   * @internal
+   */
+  [kReceive] (message: Message): void {
     if (this.#mode === DISPATCH) {
       if (!this.#busy && (this.#inbox === null || this.#inbox.length === 0)) {
         this.#run(message)
@@ -559,6 +597,7 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
     this.#closeCode = code
     this.#closeReason = reason
     if (wasAccepted) this.hub.registry.remove(this)
+    this.#intake?.close()
     // The WebSocketDisconnect is built only for those who will see it: a pending or later receive, or
     // the abort signal's reason. Most connections close without either.
     if (this.#inbox !== null) {

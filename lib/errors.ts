@@ -68,6 +68,43 @@ export const WSHUB_ERR_REDIS_UNAVAILABLE = createError<'WSHUB_ERR_REDIS_UNAVAILA
 export const WSHUB_ERR_INVALID_ENVELOPE = createError<'WSHUB_ERR_INVALID_ENVELOPE', 500, [string]>(
   'WSHUB_ERR_INVALID_ENVELOPE', 'Malformed message between nodes: %s', 500)
 
+// -- methods (JSON-RPC) -------------------------------------------------------------------------------
+
+/** `conn.call()` or `app.ws.call()` got no response from the client within its timeout. */
+export const WSHUB_ERR_RPC_TIMEOUT = createError<'WSHUB_ERR_RPC_TIMEOUT', 504, [string, string]>(
+  'WSHUB_ERR_RPC_TIMEOUT', 'The client did not answer the call of "%s" within %s ms', 504)
+
+/** `app.ws.call()` (or `notify`) for an id that no node holds. */
+export const WSHUB_ERR_CONNECTION_NOT_FOUND = createError<'WSHUB_ERR_CONNECTION_NOT_FOUND', 404, [string]>(
+  'WSHUB_ERR_CONNECTION_NOT_FOUND', 'No connection %s on any node', 404)
+
+/** `call()` on a connection of a route without `methods`: nothing there reads the client's responses. */
+export const WSHUB_ERR_RPC_UNAVAILABLE = createError<'WSHUB_ERR_RPC_UNAVAILABLE', 500, [string]>(
+  'WSHUB_ERR_RPC_UNAVAILABLE', 'Connection %s is on a route without methods, which does not read JSON-RPC responses', 500)
+
+/**
+ * A JSON-RPC error: thrown by a method handler, it is sent to the client as it is (`{ code, message,
+ * data }`); `conn.call()` and `app.ws.call()` reject with one carrying the client's error.
+ */
+export class RpcError extends Error {
+  /** The JSON-RPC error code (an integer; -32768 to -32000 are the protocol's own). */
+  readonly code: number
+  /** The error's `data`, if any. */
+  readonly data: unknown
+
+  /**
+   * @param code - the JSON-RPC error code
+   * @param message - a short description
+   * @param data - anything JSON can represent, sent as the error's `data`
+   */
+  constructor (code: number, message: string, data?: unknown) {
+    super(message)
+    this.name = 'RpcError'
+    this.code = code
+    this.data = data
+  }
+}
+
 /**
  * WebSocket close codes used by the hub, by the reason that leads to them
  * (HTTP status codes stay on the errors; these are what the peer sees after the upgrade).
@@ -75,6 +112,7 @@ export const WSHUB_ERR_INVALID_ENVELOPE = createError<'WSHUB_ERR_INVALID_ENVELOP
 export const CloseCode = Object.freeze({
   NORMAL: 1000,
   GOING_AWAY: 1001,
+  UNSUPPORTED_DATA: 1003,
   NO_STATUS: 1005,
   ABNORMAL: 1006,
   INVALID_PAYLOAD: 1007,

@@ -6,12 +6,14 @@ import { Cluster, ownerOf, type RequestFields } from './cluster.js'
 import { closeError } from './close.js'
 import type { BaseConnection } from './connection.js'
 import { CLOSE_BATCH, DEFAULTS, FANOUT_LARGE, MAX_ROOM_LENGTH, OPEN } from './constants.js'
-import { CloseCode, WSHUB_ERR_BROKER_CLOSED, WSHUB_ERR_INVALID_ROOM } from './errors.js'
+import { CloseCode, WSHUB_ERR_BROKER_CLOSED, WSHUB_ERR_CONNECTION_NOT_FOUND, WSHUB_ERR_INVALID_ROOM } from './errors.js'
 import { serialize, type Outgoing } from './message.js'
 import type { ResolvedOptions } from './options.js'
 import { Fanout } from './fanout.js'
 import { isHigh, pacedAll } from './outbox.js'
 import { RoomRegistry } from './rooms.js'
+import { callOutcome, encodeCall, performCall, REMOTE_CALL_WAIT } from './rpc-remote.js'
+import { sendNotification, type CallOptions } from './rpc.js'
 import { kDeliver, kSocketClosed, kTrySend } from './symbols.js'
 
 /** The cumulative figures of `stats()`. */
@@ -103,6 +105,7 @@ export class RoomSender {
   readonly #rooms: string[] | null
   #except: string[] | null = null
   #error: Error | null = null
+  #local = false
 
   /** @internal */
   constructor (hub: Hub, rooms: string | readonly string[] | typeof ALL) {
@@ -128,6 +131,20 @@ export class RoomSender {
   }
 
   /**
+   * Reaches the members on this node only (Socket.IO's `local`, Phoenix's `local_broadcast`): for what
+   * every node learns by itself. Returns this sender.
+   */
+  local (): this {
+    this.#local = true
+    return this
+  }
+
+  /** Sends a JSON-RPC notification (`{ jsonrpc: '2.0', method, params }`) to every member, as `send` does. */
+  notify (method: string, params?: unknown): Promise<void> {
+    return sendNotification(method, params, message => this.send(message))
+  }
+
+  /**
    * Sends to every member, on every node, serialized and framed once. A member of several of the rooms
    * gets the message once. Resolves when local members have been written to and the message has been
    * handed to the broker for the other nodes.
@@ -140,7 +157,7 @@ export class RoomSender {
     } catch (err) {
       return Promise.reject(err)
     }
-    return this.#hub.publish(message, this.#rooms, this.#except)
+    return this.#hub.publish(message, this.#rooms, this.#except, this.#local)
   }
 }
 
@@ -274,6 +291,35 @@ export class Hub {
     return this.#cluster.request(node, { op: 'close', target: id, code, reason })
   }
 
+  /** Sends a JSON-RPC notification to one connection, on any node; resolves as `send` does. */
+  notify (id: string, method: string, params?: unknown): Promise<boolean> {
+    return sendNotification(method, params, message => this.send(id, message))
+  }
+
+  /**
+   * Calls a method of the client of one connection, on any node (JSON-RPC), and resolves with its
+   * `result`. Rejects as `conn.call()` does, and with `WSHUB_ERR_CONNECTION_NOT_FOUND` for an id that no
+   * node holds. A call to another node's connection without a `timeout` waits for the route's
+   * `callTimeout` there, and gives up after 60 s (plus `requestTimeout`) whatever the route says.
+   */
+  call<T = unknown> (id: string, method: string, params?: unknown, options?: CallOptions): Promise<T> {
+    const conn = this.registry.connections.get(id)
+    if (conn !== undefined) return conn.call<T>(method, params, options)
+    const node = this.#remoteOwner(id)
+    if (node === null) return Promise.reject(new WSHUB_ERR_CONNECTION_NOT_FOUND(String(id)))
+    let payload: Buffer
+    try {
+      payload = encodeCall(method, params, options)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    const wait = (options?.timeout ?? REMOTE_CALL_WAIT) + this.settings.requestTimeout
+    return this.#cluster.ask(node, { op: 'call', target: id, payload }, wait).then(reply => {
+      if (reply === null) throw new WSHUB_ERR_CONNECTION_NOT_FOUND(id)
+      return callOutcome(id, method, options?.timeout, reply) as T
+    })
+  }
+
   /** Addresses the members of a room, or of several rooms (each member once). */
   to (room: string | readonly string[]): RoomSender {
     return new RoomSender(this, room)
@@ -364,15 +410,16 @@ export class Hub {
    * then hands it to the broker for the other nodes.
    * @internal
    */
-  publish (message: Outgoing, rooms: string[] | null, except: string[] | null): Promise<void> {
+  publish (message: Outgoing, rooms: string[] | null, except: string[] | null, local = false): Promise<void> {
     if (this.#closed) return Promise.reject(new WSHUB_ERR_BROKER_CLOSED())
-    const local = this.#deliver(message, rooms, except)
+    const delivered = this.#deliver(message, rooms, except)
+    if (local) return delivered ?? RESOLVED
     const envelope: Envelope = rooms === null
       ? { origin: this.nodeId, type: 'all', binary: message.binary, payload: message.payload }
       : { origin: this.nodeId, type: 'rooms', rooms, binary: message.binary, payload: message.payload }
     if (except !== null) envelope.except = except
     const published = this.#broker.publish(BROADCAST_CHANNEL, envelope)
-    return local === null ? published : Promise.all([local, published]).then(noop)
+    return delivered === null ? published : Promise.all([delivered, published]).then(noop)
   }
 
   /**
@@ -487,10 +534,12 @@ export class Hub {
   }
 
   /** Carries out another node's request on a connection of this node. */
-  #perform (request: RequestEnvelope): boolean | Promise<boolean> {
+  #perform (request: RequestEnvelope): boolean | Promise<boolean | Buffer> {
     const conn = this.registry.connections.get(request.target)
     if (conn === undefined) return false
     switch (request.op) {
+      case 'call':
+        return performCall(conn, request.payload)
       case 'send':
         return conn[kDeliver]({ binary: request.binary === true, payload: request.payload ?? Buffer.alloc(0) })
       case 'close':

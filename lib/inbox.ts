@@ -17,6 +17,8 @@ const DONE: IteratorReturnResult<undefined> = Object.freeze({ value: undefined, 
 export interface Pausable {
   pause (): void
   resume (): void
+  /** Whether reading is paused now (ws's `isPaused`), when the socket can say. */
+  readonly isPaused?: boolean
 }
 
 function sizeOf (message: Message): number {
@@ -70,7 +72,9 @@ export class Inbox {
     }
     this.#items.push(message)
     this.#bytes += sizeOf(message)
-    if (!this.#paused && (this.length >= INBOX_HIGH_WATER_MESSAGES || this.#bytes >= INBOX_HIGH_WATER_BYTES)) {
+    // Paused again when full and found reading: another queue of the same socket (a connection's message
+    // hooks hold one too) may have resumed it meanwhile.
+    if ((!this.#paused || this.#socket.isPaused === false) && (this.length >= INBOX_HIGH_WATER_MESSAGES || this.#bytes >= INBOX_HIGH_WATER_BYTES)) {
       this.#paused = true
       this.#socket.pause()
     }

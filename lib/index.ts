@@ -16,7 +16,7 @@ declare module 'fastify' {
     /** The hub: every connection of this node by id, rooms, and sending from any handler. */
     ws: Hub
     /** Declares a WebSocket route with a function handler or a class extending `WebSocketHandler`. */
-    wsRoute: WsRouteMethod<FastifyInstance<RawServer, RawRequest, RawReply, Logger, TypeProvider>>
+    wsRoute: WsRouteMethod<FastifyInstance<RawServer, RawRequest, RawReply, Logger, TypeProvider>, TypeProvider>
   }
 }
 
@@ -72,7 +72,7 @@ const wsHubPlugin: FastifyPluginAsync<WsHubOptions> = async function wsHub (fast
   }
   let heartbeat: Heartbeat | undefined
   fastify.decorate('ws', hub)
-  fastify.decorate('wsRoute', createWsRoute(hub))
+  fastify.decorate('wsRoute', createWsRoute(hub, options.onMessage))
 
   // Added before @fastify/websocket is registered, so that this hook runs before its own preClose
   // (which closes sockets without a code): clients see 1001 and disconnect() handlers run first.
@@ -146,3 +146,6 @@ export { WebSocketHandler, type WebSocketHandlerClass } from './handler.js'
 export { Hub, RoomSender, type HubCounters, type HubSettings, type HubStats } from './hub.js'
 export type { BackpressureAction, RateLimitAction, WsHubOptions } from './options.js'
 export type { PathParams, WsHandlerFunction, WsRouteHandler, WsRouteMethod, WsRouteOptions, WsRouteShorthandOptions } from './route.js'
+export type { OnMessageHook } from './hooks.js'
+export type { MethodDefinition, MethodHandler, Methods, MethodsRouteOptions } from './methods.js'
+export { MAX_BATCH, RpcErrorCode, type CallOptions } from './rpc.js'

@@ -2,6 +2,7 @@ import type { WebsocketPluginOptions } from '@fastify/websocket'
 import type { RedisInput } from './broker/redis.js'
 import { DEFAULT_CLOSE_TIMEOUT, DEFAULTS } from './constants.js'
 import { WSHUB_ERR_INVALID_OPTION } from './errors.js'
+import { hooksOf, type OnMessageHook } from './hooks.js'
 
 /** What `backpressure.action` may be. */
 export type BackpressureAction = 'close' | 'drop'
@@ -40,6 +41,8 @@ export interface WsHubOptions {
   maxConnectionsPerIp?: number
   /** Passed through to `@fastify/websocket` when the hub registers it. */
   websocket?: WebsocketPluginOptions
+  /** Message hooks of every ws route of the app, before the route's own (a function or an array). */
+  onMessage?: OnMessageHook | OnMessageHook[]
 }
 
 /** The options with every default filled in. */
@@ -57,11 +60,13 @@ export interface ResolvedOptions {
   maxConnections: number
   maxConnectionsPerIp: number
   websocket: WebsocketPluginOptions
+  onMessage: OnMessageHook[]
 }
 
 const KNOWN = new Set([
   'maxPayload', 'heartbeat', 'backpressure', 'allowedOrigins', 'redis', 'keyPrefix', 'nodeTtl',
-  'requestTimeout', 'closeTimeout', 'rateLimit', 'maxConnections', 'maxConnectionsPerIp', 'websocket'
+  'requestTimeout', 'closeTimeout', 'rateLimit', 'maxConnections', 'maxConnectionsPerIp', 'websocket',
+  'onMessage'
 ])
 
 // Options that Fastify's register() itself takes and passes on to every plugin.
@@ -141,6 +146,8 @@ export function resolveOptions (options: unknown): ResolvedOptions {
   if (typeof keyPrefix !== 'string' || keyPrefix.length === 0) fail('keyPrefix', 'a non-empty string', keyPrefix)
   const websocket = options.websocket ?? {}
   if (!isPlainObject(websocket)) fail('websocket', 'an object of @fastify/websocket options', websocket)
+  const onMessage = hooksOf(options.onMessage)
+  if (onMessage === null) fail('onMessage', 'a function or an array of functions', options.onMessage)
   return {
     maxPayload: positiveInteger('maxPayload', options.maxPayload, DEFAULTS.maxPayload),
     heartbeat: heartbeat(options.heartbeat),
@@ -154,6 +161,7 @@ export function resolveOptions (options: unknown): ResolvedOptions {
     rateLimit: rateLimit(options.rateLimit),
     maxConnections: positiveInteger('maxConnections', options.maxConnections, Infinity),
     maxConnectionsPerIp: positiveInteger('maxConnectionsPerIp', options.maxConnectionsPerIp, Infinity),
-    websocket: websocket as WebsocketPluginOptions
+    websocket: websocket as WebsocketPluginOptions,
+    onMessage
   }
 }

@@ -1,5 +1,7 @@
 import type {
   FastifyInstance,
+  FastifyTypeProvider,
+  FastifyTypeProviderDefault,
   FastifyRequest,
   RawReplyDefaultExpression,
   RawRequestDefaultExpression,
@@ -11,7 +13,9 @@ import type { WebSocket } from 'ws'
 import { Connection, construct, type BaseConnection, type Message } from './connection.js'
 import { CloseCode, WSHUB_ERR_INVALID_HANDLER } from './errors.js'
 import { isHandlerClass, WebSocketHandler, type WebSocketHandlerClass } from './handler.js'
+import { attachIntake, hooksOf, type IntakeWiring, type OnMessageHook } from './hooks.js'
 import type { Hub } from './hub.js'
+import { compileValidators, declareMethods, type MethodsRouteOptions } from './methods.js'
 import { kFail, kHandlerReturned, kStartDispatch } from './symbols.js'
 
 /** A function handler (ProAPI / Nexios style): gets the connection, may return a promise. */
@@ -22,11 +26,25 @@ export type WsHandlerFunction<RouteGeneric extends RouteGenericInterface = Route
 export type WsRouteHandler<RouteGeneric extends RouteGenericInterface = RouteGenericInterface> =
   WsHandlerFunction<RouteGeneric> | WebSocketHandlerClass<RouteGeneric>
 
-/** Fastify route options a ws route takes: hooks, schemas, config, constraints, ... (they run before the upgrade). */
+/**
+ * Fastify route options a ws route takes: hooks, schemas, config, constraints, ... (they run before the
+ * upgrade); and the ws route's message hooks (`onMessage`). `wsRoute` adds the JSON-RPC `methods`
+ * (`MethodsRouteOptions`), typed with the app's type provider.
+ */
 export type WsRouteShorthandOptions<RouteGeneric extends RouteGenericInterface = RouteGenericInterface> = Omit<
   RouteShorthandOptions<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, RouteGeneric>,
   'websocket' | 'handler' | 'wsHandler'
->
+> & {
+  /** Message hooks of this route, after the app's: see every incoming message before the handler and the methods. */
+  onMessage?: OnMessageHook<BaseConnection<RouteGeneric>> | OnMessageHook<BaseConnection<RouteGeneric>>[]
+}
+
+/**
+ * The options of a route with JSON-RPC `methods`: with a type provider, each method's `params` are typed
+ * from its `schema.params`.
+ */
+type WithMethods<RouteGeneric extends RouteGenericInterface, Schemas, TypeProvider extends FastifyTypeProvider> =
+  WsRouteShorthandOptions<RouteGeneric> & MethodsRouteOptions<Schemas, TypeProvider, BaseConnection<RouteGeneric>>
 
 /** The object form, `wsRoute({ url, handler, ...options })`. */
 export type WsRouteOptions<RouteGeneric extends RouteGenericInterface = RouteGenericInterface> =
@@ -64,30 +82,34 @@ type UntypedHandlerClass<Class extends WebSocketHandlerClass> =
   Class & (unknown extends InstanceType<Class>['params'] ? unknown : never)
 
 /** `app.wsRoute`: declares a WebSocket route beside the HTTP ones. */
-export interface WsRouteMethod<Instance> {
+export interface WsRouteMethod<Instance, TypeProvider extends FastifyTypeProvider = FastifyTypeProviderDefault> {
   /** A route whose `conn.params` are typed from the path (`'/chat/:room'` gives `{ room: string }`). */
-  <const Path extends string>(
+  <const Path extends string, Schemas = Record<string, unknown>>(
     path: Path,
     handler: WsRouteHandler<{ Params: PathParams<Path> }>,
-    options?: WsRouteShorthandOptions<{ Params: PathParams<Path> }>
+    options?: WithMethods<{ Params: PathParams<Path> }, Schemas, TypeProvider>
   ): Instance
   /** A class handler declared without a route generic. */
-  <Class extends WebSocketHandlerClass>(path: string, handler: UntypedHandlerClass<Class>, options?: WsRouteShorthandOptions): Instance
+  <Class extends WebSocketHandlerClass, Schemas = Record<string, unknown>>(
+    path: string, handler: UntypedHandlerClass<Class>, options?: WithMethods<RouteGenericInterface, Schemas, TypeProvider>
+  ): Instance
   /** A route typed by an explicit route generic (`{ Params, Querystring, Headers }`). */
-  <RouteGeneric extends RouteGenericInterface = ExplicitRouteGenericRequired>(
+  <RouteGeneric extends RouteGenericInterface = ExplicitRouteGenericRequired, Schemas = Record<string, unknown>>(
     path: string,
     handler: WsRouteHandler<NoInfer<RouteGeneric>>,
-    options?: WsRouteShorthandOptions<NoInfer<RouteGeneric>>
+    options?: WithMethods<NoInfer<RouteGeneric>, Schemas, TypeProvider>
   ): Instance
   /** The object form, typed from `url`. */
-  <const Path extends string>(
-    options: WsRouteShorthandOptions<{ Params: PathParams<Path> }> & { url: Path, handler: WsRouteHandler<{ Params: PathParams<Path> }> }
+  <const Path extends string, Schemas = Record<string, unknown>>(
+    options: WithMethods<{ Params: PathParams<Path> }, Schemas, TypeProvider> & { url: Path, handler: WsRouteHandler<{ Params: PathParams<Path> }> }
   ): Instance
   /** The object form with a class handler declared without a route generic. */
-  <Class extends WebSocketHandlerClass>(options: WsRouteShorthandOptions & { url: string, handler: UntypedHandlerClass<Class> }): Instance
+  <Class extends WebSocketHandlerClass, Schemas = Record<string, unknown>>(
+    options: WithMethods<RouteGenericInterface, Schemas, TypeProvider> & { url: string, handler: UntypedHandlerClass<Class> }
+  ): Instance
   /** The object form, typed by an explicit route generic. */
-  <RouteGeneric extends RouteGenericInterface = ExplicitRouteGenericRequired>(
-    options: WsRouteShorthandOptions<NoInfer<RouteGeneric>> & { url: string, handler: WsRouteHandler<NoInfer<RouteGeneric>> }
+  <RouteGeneric extends RouteGenericInterface = ExplicitRouteGenericRequired, Schemas = Record<string, unknown>>(
+    options: WithMethods<NoInfer<RouteGeneric>, Schemas, TypeProvider> & { url: string, handler: WsRouteHandler<NoInfer<RouteGeneric>> }
   ): Instance
 }
 
@@ -99,10 +121,12 @@ function isThenable (value: unknown): value is PromiseLike<unknown> {
 }
 
 /** A function handler: the connection is accepted first, then the function runs. */
-function startFunction (hub: Hub, handler: WsHandlerFunction): Start {
+function startFunction (hub: Hub, handler: WsHandlerFunction, wiring: IntakeWiring | null): Start {
   return (socket, request) => {
     const conn = construct(Connection, { id: hub.newId(), socket, request, hub })
+    const intake = attachIntake(conn, wiring)
     conn.accept()
+    intake?.start()
     let result: unknown
     try {
       result = handler(conn)
@@ -122,7 +146,7 @@ function startFunction (hub: Hub, handler: WsHandlerFunction): Start {
  * A class handler: one instance per connection; `connect()` decides on acceptance, then messages go to
  * `receive()` one at a time.
  */
-function startClass (hub: Hub, Class: WebSocketHandlerClass): Start {
+function startClass (hub: Hub, Class: WebSocketHandlerClass, wiring: IntakeWiring | null): Start {
   const hasConnect = Class.prototype.connect !== WebSocketHandler.prototype.connect
   return (socket, request) => {
     let conn: WebSocketHandler
@@ -133,6 +157,7 @@ function startClass (hub: Hub, Class: WebSocketHandlerClass): Start {
       socket.close(CloseCode.INTERNAL_ERROR, 'Internal error')
       return
     }
+    const intake = attachIntake(conn, wiring)
     const dispatch = (message: Message): unknown => conn.receive(message)
     const afterConnect = (): void => {
       if (conn.closed) return
@@ -141,6 +166,7 @@ function startClass (hub: Hub, Class: WebSocketHandlerClass): Start {
         return
       }
       conn[kStartDispatch](dispatch)
+      intake?.start()
     }
     if (!hasConnect) {
       conn.accept()
@@ -163,15 +189,15 @@ function startClass (hub: Hub, Class: WebSocketHandlerClass): Start {
  * Turns a handler into the function `@fastify/websocket` calls after the upgrade.
  * @throws WSHUB_ERR_INVALID_HANDLER for anything but a function or a `WebSocketHandler` subclass
  */
-function compileHandler (hub: Hub, url: string, handler: unknown): Start {
-  if (isHandlerClass(handler)) return startClass(hub, handler)
+function compileHandler (hub: Hub, url: string, handler: unknown, wiring: IntakeWiring | null): Start {
+  if (isHandlerClass(handler)) return startClass(hub, handler, wiring)
   if (typeof handler !== 'function') {
     throw new WSHUB_ERR_INVALID_HANDLER(url, `expected a function or a class extending WebSocketHandler, got ${handler === null ? 'null' : typeof handler}`)
   }
   if (/^class\b/.test(Function.prototype.toString.call(handler))) {
     throw new WSHUB_ERR_INVALID_HANDLER(url, `class ${handler.name || '(anonymous)'} does not extend WebSocketHandler`)
   }
-  return startFunction(hub, handler as WsHandlerFunction)
+  return startFunction(hub, handler as WsHandlerFunction, wiring)
 }
 
 /**
@@ -179,7 +205,7 @@ function compileHandler (hub: Hub, url: string, handler: unknown): Start {
  * called on, so an encapsulated plugin's prefix, hooks and schemas apply, and hooks run before the
  * upgrade (a hook that replies refuses the handshake with that reply).
  */
-export function createWsRoute (hub: Hub): WsRouteMethod<FastifyInstance> {
+export function createWsRoute (hub: Hub, appHooks: readonly OnMessageHook[] = []): WsRouteMethod<FastifyInstance> {
   return function wsRoute (this: FastifyInstance, pathOrOptions: unknown, handler?: unknown, options?: unknown): FastifyInstance {
     let routeOptions: Record<string, unknown>
     if (typeof pathOrOptions === 'string') {
@@ -192,9 +218,28 @@ export function createWsRoute (hub: Hub): WsRouteMethod<FastifyInstance> {
     } else {
       throw new WSHUB_ERR_INVALID_HANDLER(String(pathOrOptions), 'wsRoute takes (path, handler, options?) or ({ url, handler, ...options })')
     }
-    const start = compileHandler(hub, routeOptions.url as string, routeOptions.handler)
+    const url = routeOptions.url as string
+    const { methods, concurrency, callTimeout, onMessage, ...fastifyOptions } = routeOptions
+    const rpc = declareMethods(url, { methods, concurrency, callTimeout })
+    const routeHooks = hooksOf(onMessage)
+    if (routeHooks === null) throw new WSHUB_ERR_INVALID_HANDLER(url, 'onMessage must be a function or an array of functions')
+    const hooks = [...appHooks, ...routeHooks]
+    const wiring = rpc === null && hooks.length === 0 ? null : { hooks, rpc }
+    const start = compileHandler(hub, url, routeOptions.handler, wiring)
+    if (rpc !== null) {
+      const instance = this
+      this.addHook('onReady', function compileMethodSchemas (done) {
+        try {
+          compileValidators(instance, url, rpc, fastifyOptions.validatorCompiler)
+        } catch (err) {
+          done(err as Error)
+          return
+        }
+        done()
+      })
+    }
     this.route({
-      ...routeOptions,
+      ...fastifyOptions,
       url: routeOptions.url as string,
       method: 'GET',
       websocket: true,

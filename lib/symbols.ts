@@ -25,5 +25,9 @@ export const kOnMessage = Symbol('fastify-ws-hub.onMessage')
 export const kOnSocketClose = Symbol('fastify-ws-hub.onSocketClose')
 /** Takes the next message from the connection's receive queue as an async iterator's result. */
 export const kNextResult = Symbol('fastify-ws-hub.nextResult')
+/** Gives a connection the stage its incoming messages go through first (message hooks, methods). */
+export const kSetIntake = Symbol('fastify-ws-hub.setIntake')
+/** Hands a message that went through the intake on to the connection's own reading (inbox or dispatch). */
+export const kReceive = Symbol('fastify-ws-hub.receive')
 /** Handles the peer's close frame, before the socket has closed. */
 export const kOnPeerClose = Symbol('fastify-ws-hub.onPeerClose')

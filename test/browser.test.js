@@ -70,6 +70,12 @@ test('two browser pages chat in one room, and an announce from POST reaches both
     const log = await logText(page)
     assert.ok(log.indexOf('ann: hi bob, from a real browser') < log.indexOf('bob: hello ann'), 'both pages see the same order')
   }
+  // "say" is a JSON-RPC call: its reply marks the sender's own line as delivered, on the sender's page only.
+  await ann.waitForFunction(() => [...document.querySelectorAll('#log p')].some(p =>
+    p.textContent.startsWith('ann: hi bob') && p.querySelector('.delivered')?.textContent.includes('delivered to 2')), null, { timeout: 10_000 })
+  await bob.waitForFunction(() => [...document.querySelectorAll('#log p')].some(p =>
+    p.textContent.startsWith('bob: hello ann') && p.querySelector('.delivered') !== null), null, { timeout: 10_000 })
+  assert.equal(await bob.evaluate(() => document.querySelectorAll('#log .delivered').length), 1, 'only the sender\'s own line is marked')
 
   const res = await fetch(`${base}/rooms/general/announce`, {
     method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ text: 'Deploy at 17:00' })
@@ -109,6 +115,7 @@ test('with Redis, two pages on two app processes chat in one room', { skip: CI()
       return log.includes('ann: hello from process one') && log.includes('bob: hello from process two')
     }, null, { timeout: 10_000 })
   }
+  await ann.waitForFunction(() => document.querySelector('#log .delivered')?.textContent.includes('delivered to 2'), null, { timeout: 10_000 })
   // An announce sent to one process reaches the page on the other.
   const res = await fetch(`${one.base}/rooms/cluster/announce`, {
     method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ text: 'through Redis' })

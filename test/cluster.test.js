@@ -6,7 +6,8 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { after, before, describe, test } from 'node:test'
 import { Redis } from 'ioredis'
-import { Client, sleep, until } from './helpers.js'
+import { JSONRPCClient, JSONRPCServer, JSONRPCServerAndClient } from 'json-rpc-2.0'
+import { Client, deferred, sleep, until } from './helpers.js'
 import { startRedis } from './redis-server.js'
 
 const NODE_TTL = 1500
@@ -29,7 +30,7 @@ class Node {
       method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: AbortSignal.timeout(10_000)
     })
     const json = await res.json()
-    if (json.error) throw Object.assign(new Error(json.error.message), { code: json.error.code })
+    if (json.error) throw Object.assign(new Error(json.error.message), { code: json.error.code, data: json.error.data })
     return json.result
   }
 
@@ -40,6 +41,29 @@ class Node {
     await client.open()
     client.id = JSON.parse(await client.next(3000)).id
     return client
+  }
+
+  /**
+   * Opens a JSON-RPC client (json-rpc-2.0's JSONRPCServerAndClient over ws) on the node's methods route,
+   * answering the server's calls with `methods`; resolves once it knows its connection id (`peer.id`).
+   */
+  async rpcClient (rooms, methods) {
+    const client = new Client(`ws://127.0.0.1:${this.port}/rpc?rooms=${rooms.join(',')}`)
+    clients.push(client)
+    const welcome = deferred()
+    const notes = []
+    const peer = new JSONRPCServerAndClient(new JSONRPCServer({ errorListener: () => {} }), new JSONRPCClient(payload => client.send(JSON.stringify(payload))))
+    peer.addMethod('welcome', ({ id }) => welcome.resolve(id))
+    for (const [name, fn] of Object.entries(methods)) peer.addMethod(name, fn)
+    peer.notes = notes
+    client.ws.on('message', data => {
+      const message = JSON.parse(data.toString())
+      if (message.method !== undefined && message.id === undefined && message.method !== 'welcome') notes.push(message)
+      peer.receiveAndSend(message)
+    })
+    await client.open()
+    peer.id = await welcome.promise
+    return peer
   }
 
   /** SIGTERM (the node closes its app and exits), then SIGKILL if it is still there after `ms`. */
@@ -245,6 +269,36 @@ describe('requests that outlive their deadline', () => {
     assert.equal(target.ws.readyState, 1, 'the expired close was not carried out')
     await until(async () => await n0.call('roomSize', 'late') === 1, 5000, 'its presence to be written again')
     assert.equal(await n0.call('roomSize', 'later'), 0, 'the expired join was not carried out')
+  })
+})
+
+describe('methods across nodes', () => {
+  test('app.ws.call on any node reaches the client of a connection of another node: its result, its error, the timeout', async () => {
+    const peer = await n1.rpcClient([], {
+      add: ({ a, b }) => a + b,
+      refuse: () => { throw new Error('nope') },
+      stall: () => new Promise(() => {})
+    })
+    assert.equal(await n0.call('call', peer.id, 'add', { a: 2, b: 40 }), 42)
+    assert.equal(await n2.call('call', peer.id, 'add', { a: 1, b: 1 }), 2)
+    assert.equal(await n1.call('call', peer.id, 'add', { a: 0, b: 5 }), 5)
+    await assert.rejects(n2.call('call', peer.id, 'refuse'), (err) => err.message === 'nope' && typeof err.code === 'number')
+    await assert.rejects(n0.call('call', peer.id, 'stall', {}, { timeout: 200 }), { code: 'WSHUB_ERR_RPC_TIMEOUT' })
+    await assert.rejects(n0.call('call', peer.id, 'stall'), { code: 'WSHUB_ERR_RPC_TIMEOUT' }) // the route's callTimeout there
+    await assert.rejects(n0.call('call', `${n1.nodeId}.nobody`, 'add', {}), { code: 'WSHUB_ERR_CONNECTION_NOT_FOUND' })
+    await assert.rejects(n0.call('call', 'nonode.nobody', 'add', {}), { code: 'WSHUB_ERR_CONNECTION_NOT_FOUND' })
+    assert.equal(await n2.call('notify', peer.id, 'ping', { n: 1 }), true)
+    await until(() => peer.notes.length === 1)
+    assert.deepEqual(peer.notes[0], { jsonrpc: '2.0', method: 'ping', params: { n: 1 } })
+  })
+
+  test('to(room).notify reaches the members on every node', async () => {
+    const room = 'rpc-room'
+    const peers = await Promise.all([n0.rpcClient([room], {}), n1.rpcClient([room], {}), n2.rpcClient([room], {})])
+    await until(async () => await n0.call('roomSize', room) === 3, 5000, 'members on three nodes')
+    await n1.call('toNotify', room, 'news', { v: 1 })
+    await until(() => peers.every(peer => peer.notes.length === 1), 5000, 'the notification on every node')
+    for (const peer of peers) assert.deepEqual(peer.notes[0], { jsonrpc: '2.0', method: 'news', params: { v: 1 } })
   })
 })
 

@@ -8,7 +8,7 @@ import * as errors from '../dist/lib/errors.js'
 const coded = Object.entries(errors).filter(([key]) => key.startsWith('WSHUB_ERR_'))
 
 test('the number of errors is pinned (a new one needs docs and tests)', () => {
-  assert.equal(coded.length, 13)
+  assert.equal(coded.length, 16)
 })
 
 test('each error\'s key equals its code, and it builds a FastifyError with a status code', () => {
@@ -39,10 +39,21 @@ test('WebSocketDisconnect carries code and reason', () => {
   assert.equal(new errors.WebSocketDisconnect(1000).reason, '')
 })
 
+test('RpcError carries a JSON-RPC code, message and data', () => {
+  const err = new errors.RpcError(4001, 'Not allowed', { why: 'x' })
+  assert.ok(err instanceof Error)
+  assert.equal(err.name, 'RpcError')
+  assert.equal(err.code, 4001)
+  assert.equal(err.message, 'Not allowed')
+  assert.deepEqual(err.data, { why: 'x' })
+  assert.equal(new errors.RpcError(1, 'x').data, undefined)
+})
+
 test('CloseCode names the codes the hub uses', () => {
   assert.deepEqual(errors.CloseCode, {
     NORMAL: 1000,
     GOING_AWAY: 1001,
+    UNSUPPORTED_DATA: 1003,
     NO_STATUS: 1005,
     ABNORMAL: 1006,
     INVALID_PAYLOAD: 1007,

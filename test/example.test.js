@@ -35,11 +35,17 @@ test('the example: page, chat room with nicknames and counts, lobby feed, announ
   assert.deepEqual(await json(ann), { type: 'joined', nick: 'bob', members: 2 })
   assert.deepEqual(await json(lobby), { type: 'rooms', rooms: [{ room: 'general', members: 2 }] })
 
-  ann.send('hello bob')
+  // A chat line is a JSON-RPC call of "say": the room gets the line, the caller a reply saying it was delivered.
+  ann.send(JSON.stringify({ jsonrpc: '2.0', method: 'say', params: { text: 'hello bob' }, id: 1 }))
   for (const client of [ann, bob]) {
     const m = await json(client)
-    assert.deepEqual({ type: m.type, nick: m.nick, text: m.text }, { type: 'message', nick: 'ann', text: 'hello bob' })
+    assert.deepEqual({ type: m.type, nick: m.nick, text: m.text, from: m.from }, { type: 'message', nick: 'ann', text: 'hello bob', from: welcome.id })
   }
+  const reply = await json(ann)
+  assert.deepEqual({ ...reply, result: { ...reply.result, at: undefined } }, { jsonrpc: '2.0', result: { delivered: true, at: undefined, members: 2 }, id: 1 })
+  assert.equal(typeof reply.result.at, 'number')
+  ann.send(JSON.stringify({ jsonrpc: '2.0', method: 'say', params: { text: '' }, id: 2 }))
+  assert.equal((await json(ann)).error.code, -32602, 'an empty line is refused by the schema')
 
   const res = await fetch(`${base}/rooms/general/announce`, {
     method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ text: 'maintenance at noon' })

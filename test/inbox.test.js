@@ -32,6 +32,18 @@ test('asks to pause at the message high-water mark and to resume below half', ()
   assert.deepEqual(calls, [true, false])
 })
 
+test('pauses again when full and another queue of the socket has resumed it', () => {
+  const calls = []
+  const socket = { isPaused: false, pause () { this.isPaused = true; calls.push(true) }, resume () { this.isPaused = false; calls.push(false) } }
+  const inbox = new Inbox(socket)
+  for (let i = 0; i < INBOX_HIGH_WATER_MESSAGES; i++) inbox.push('x')
+  inbox.push('x')
+  assert.deepEqual(calls, [true])
+  socket.resume() // someone else
+  inbox.push('x')
+  assert.deepEqual(calls, [true, false, true])
+})
+
 test('asks to pause at the byte high-water mark', () => {
   const calls = []
   const inbox = new Inbox(recorder(calls))

@@ -27,6 +27,9 @@ import wsHub, {
   WSHUB_ERR_INVALID_ROOM,
   WSHUB_ERR_NOT_ACCEPTED,
   WSHUB_ERR_UNEXPECTED_FRAME,
+  WSHUB_ERR_RPC_TIMEOUT,
+  WSHUB_ERR_CONNECTION_NOT_FOUND,
+  WSHUB_ERR_RPC_UNAVAILABLE,
   wsHub as namedWsHub,
   type BaseConnection,
   type Broker,
@@ -642,6 +645,9 @@ describe('errors', () => {
     expect(WSHUB_ERR_REQUEST_TIMEOUT).type.toBeAssignableTo<FastifyErrorConstructor>()
     expect(WSHUB_ERR_REDIS_UNAVAILABLE).type.toBeAssignableTo<FastifyErrorConstructor>()
     expect(WSHUB_ERR_INVALID_ENVELOPE).type.toBeAssignableTo<FastifyErrorConstructor>()
+    expect(WSHUB_ERR_RPC_TIMEOUT).type.toBeAssignableTo<FastifyErrorConstructor>()
+    expect(WSHUB_ERR_CONNECTION_NOT_FOUND).type.toBeAssignableTo<FastifyErrorConstructor>()
+    expect(WSHUB_ERR_RPC_UNAVAILABLE).type.toBeAssignableTo<FastifyErrorConstructor>()
   })
 
   test('the list above is every WSHUB_ERR_ export (add a new error to it)', () => {
@@ -660,6 +666,9 @@ describe('errors', () => {
       | 'WSHUB_ERR_REQUEST_TIMEOUT'
       | 'WSHUB_ERR_REDIS_UNAVAILABLE'
       | 'WSHUB_ERR_INVALID_ENVELOPE'
+      | 'WSHUB_ERR_RPC_TIMEOUT'
+      | 'WSHUB_ERR_CONNECTION_NOT_FOUND'
+      | 'WSHUB_ERR_RPC_UNAVAILABLE'
     >()
   })
 

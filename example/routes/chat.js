@@ -1,4 +1,6 @@
-// A class handler (Panther style): one instance per connection, connect / receive / disconnect.
+// A class handler (Panther style): one instance per connection, connect / disconnect; what the page says
+// arrives as a JSON-RPC call of the method "say", validated by its schema, and its reply tells the page
+// that the line was delivered.
 import { WebSocketHandler } from '../../dist/lib/index.js'
 import { chatRoom, publishCounts, ROOM_NAME } from './shared.js'
 
@@ -19,14 +21,6 @@ class ChatSocket extends WebSocketHandler {
     await publishCounts(this.hub)
   }
 
-  async receive (data) {
-    if (typeof data !== 'string') return
-    const text = data.trim().slice(0, 500)
-    if (text === '') return
-    // To the whole room, this connection included: everyone sees the same order.
-    await this.hub.to(this.state.room).send({ type: 'message', nick: this.state.nick, text, at: Date.now() })
-  }
-
   async disconnect () {
     const members = await this.hub.roomSize(this.state.room)
     await this.hub.to(this.state.room).send({ type: 'left', nick: this.state.nick, members })
@@ -34,7 +28,22 @@ class ChatSocket extends WebSocketHandler {
   }
 }
 
+/** The line to say: 1 to 500 characters. */
+const SayParams = {
+  type: 'object',
+  properties: { text: { type: 'string', minLength: 1, maxLength: 500 } },
+  required: ['text'],
+  additionalProperties: false
+}
+
+/** `say`: to the whole room, this connection included, so that everyone sees the same order. */
+async function say ({ text }, conn) {
+  const at = Date.now()
+  await conn.hub.to(conn.state.room).send({ type: 'message', nick: conn.state.nick, from: conn.id, text, at })
+  return { delivered: true, at, members: await conn.hub.roomSize(conn.state.room) }
+}
+
 /** Route module: `/chat/:room?nick=...` under the prefix it is registered with. */
 export default async function chat (app) {
-  app.wsRoute('/chat/:room', ChatSocket)
+  app.wsRoute('/chat/:room', ChatSocket, { methods: { say: { schema: { params: SayParams }, handler: say } } })
 }
