@@ -1,41 +1,10 @@
 // Room members that stop reading while tiny broadcasts keep coming: what each can make the server hold
 // is bounded near the backpressure limit whatever the message sizes.
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { test } from 'node:test'
-import v8 from 'node:v8'
-import vm from 'node:vm'
+import { flood, heapGrowth, MB } from './flood-helpers.js'
 import { build, until } from './helpers.js'
 
-const FLOODER = new URL('./fixtures/flooder.js', import.meta.url).pathname
-v8.setFlagsFromString('--expose-gc')
-const gc = vm.runInNewContext('gc')
-
-function flood (t, app, path, clients = 1, quiet = '') {
-  const child = spawn(process.execPath, [FLOODER, String(app.server.address().port), path, String(clients), quiet], { stdio: ['ignore', 'pipe', 'inherit'] })
-  t.after(() => child.kill('SIGKILL'))
-  return child
-}
-
-// The most heap the server holds (after a full collection, sampled every 200 ms) while `done()` is
-// false, over what it held before.
-async function heapGrowth (done, ms) {
-  gc()
-  const base = process.memoryUsage().heapUsed
-  let peak = base
-  let sampled = 0
-  await until(() => {
-    if (Date.now() - sampled >= 200) {
-      gc()
-      peak = Math.max(peak, process.memoryUsage().heapUsed)
-      sampled = Date.now()
-    }
-    return done()
-  }, ms, 'the flood to end')
-  return peak - base
-}
-
-const MB = 1024 * 1024
 const TINY = 'x'
 const MEMBERS = 3
 
