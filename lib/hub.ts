@@ -6,10 +6,12 @@ import { roomChannel } from './broker/keys.js'
 import { Cluster, ownerOf, type RequestFields } from './cluster.js'
 import { closeError } from './close.js'
 import type { BaseConnection } from './connection.js'
-import { CLOSE_BATCH, DEFAULTS, MAX_ROOM_LENGTH, OPEN } from './constants.js'
+import { CLOSE_BATCH, DEFAULTS, FANOUT_LARGE, MAX_ROOM_LENGTH, OPEN } from './constants.js'
 import { CloseCode, WSHUB_ERR_BROKER_CLOSED, WSHUB_ERR_CONNECTION_NOT_FOUND, WSHUB_ERR_INVALID_ROOM, WSHUB_ERR_TOO_MANY_ROOMS } from './errors.js'
 import { serialize, type Outgoing } from './message.js'
 import type { ResolvedOptions } from './options.js'
+import { Fanout } from './fanout.js'
+import { isHigh, pacedAll } from './outbox.js'
 import { RoomRegistry } from './rooms.js'
 import { RoomRouting, type RoutingStats } from './routing.js'
 import { callOutcome, encodeCall, performCall, REMOTE_CALL_WAIT } from './rpc-remote.js'
@@ -53,6 +55,17 @@ export interface HubStats extends HubCounters {
   rooms: number
 }
 
+/**
+ * What a module that watches the hub (the metrics) is told as it happens; every member is optional.
+ * Figures that `stats()` has are read from there instead.
+ */
+export interface HubObserver {
+  /** An accepted connection closed with `code`. */
+  closed? (code: number): void
+  /** A call about a connection of another node settled after `seconds` (`op`: send, close, has, join, leave). */
+  requested? (op: string, seconds: number): void
+}
+
 /** Gets a module's event about a room from another node (see `Hub.publishEvent`). */
 export type RoomEventListener = (room: string, payload: Buffer, origin: string) => void
 
@@ -60,6 +73,7 @@ export type RoomEventListener = (room: string, payload: Buffer, origin: string) 
 export const BROADCAST_CHANNEL = 'broadcast'
 
 const RESOLVED = Promise.resolve()
+const noop = (): void => {}
 /** What `sendAll` addresses: every connection rather than the members of some rooms. */
 const ALL = Symbol('fastify-ws-hub.all')
 
@@ -80,12 +94,19 @@ function randomId (): string {
   return id
 }
 
+/** `String.prototype.isWellFormed` (Node 20+; not in TypeScript's ES2023 lib). */
+function isWellFormed (text: string): boolean {
+  return (text as unknown as { isWellFormed (): boolean }).isWellFormed()
+}
+
 /**
- * Checks a room name: a non-empty string of at most 256 characters. Returns the `WSHUB_ERR_INVALID_ROOM`
+ * Checks a room name: a non-empty, well-formed string (no lone surrogate) of at most 256 UTF-16 code
+ * units. Returns the `WSHUB_ERR_INVALID_ROOM`
  * to reject or throw with, or null for a good name.
  */
 export function roomError (room: unknown): Error | null {
-  if (typeof room === 'string' && room.length > 0 && room.length <= MAX_ROOM_LENGTH) return null
+  // Well-formed Unicode only: a lone surrogate has no UTF-8 form, so Redis could not tell such names apart.
+  if (typeof room === 'string' && room.length > 0 && room.length <= MAX_ROOM_LENGTH && isWellFormed(room)) return null
   const shown = typeof room === 'string'
     ? room.length > 40 ? `"${room.slice(0, 40)}..." (${room.length} characters)` : JSON.stringify(room)
     : typeof room
@@ -183,6 +204,9 @@ export class Hub {
   /** @internal */
   readonly settings: HubSettings
 
+  /** @internal */
+  observer: HubObserver | null = null
+
   readonly #broker: Broker
   readonly #presence: Presence | null
   readonly #cluster: Cluster
@@ -190,6 +214,7 @@ export class Hub {
   readonly #disconnecting = new Set<Promise<void>>()
   readonly #events = new Map<string, RoomEventListener>()
   readonly #routing: RoomRouting<BaseConnection>
+  readonly #fanout = new Fanout<BaseConnection>()
   #closed = false
 
   /** @internal */
@@ -234,9 +259,13 @@ export class Hub {
     return this.registry.connections.size
   }
 
-  /** The local connection with this id (the `conn` of a function handler, the instance of a class handler). */
-  get (id: string): BaseConnection | undefined {
-    return this.registry.connections.get(id)
+  /**
+   * The local connection with this id (the `conn` of a function handler, the instance of a class
+   * handler). Name the class to get its own members: `app.ws.get<ChatSocket>(id)` (the caller vouches
+   * for the id's route; check with `instanceof` where it may be another's).
+   */
+  get<T extends BaseConnection = BaseConnection> (id: string): T | undefined {
+    return this.registry.connections.get(id) as T | undefined
   }
 
   /**
@@ -279,13 +308,13 @@ export class Hub {
    * An invalid close code or reason rejects with `WSHUB_ERR_INVALID_PAYLOAD`, as `conn.close()` does.
    */
   close (id: string, code: number = CloseCode.NORMAL, reason = ''): Promise<boolean> {
+    // Checked first, so that a bad code fails the same way whatever the id (local, remote or unknown).
+    const invalid = closeError(code, reason)
+    if (invalid !== null) return Promise.reject(invalid)
     const conn = this.registry.connections.get(id)
     if (conn !== undefined) return conn.close(code, reason).then(() => true)
     const node = this.#remoteOwner(id)
     if (node === null) return Promise.resolve(false)
-    // Checked here, so that a remote close fails the same way as a local one.
-    const invalid = closeError(code, reason)
-    if (invalid !== null) return Promise.reject(invalid)
     return this.#cluster.request(node, { op: 'close', target: id, code, reason })
   }
 
@@ -419,13 +448,14 @@ export class Hub {
    */
   publish (message: Outgoing, rooms: string[] | null, except: string[] | null, local = false): Promise<void> {
     if (this.#closed) return Promise.reject(new WSHUB_ERR_BROKER_CLOSED())
-    this.#deliver(message, rooms, except)
-    if (local) return RESOLVED
+    const delivered = this.#deliver(message, rooms, except)
+    if (local) return delivered ?? RESOLVED
     const envelope: Envelope = rooms === null
       ? { origin: this.nodeId, type: 'all', binary: message.binary, payload: message.payload }
       : { origin: this.nodeId, type: 'rooms', rooms, binary: message.binary, payload: message.payload }
     if (except !== null) envelope.except = except
-    return rooms === null ? this.#broker.publish(BROADCAST_CHANNEL, envelope) : this.#routing.publish(envelope as BroadcastEnvelope)
+    const published = rooms === null ? this.#broker.publish(BROADCAST_CHANNEL, envelope) : this.#routing.publish(envelope as BroadcastEnvelope)
+    return delivered === null ? published : Promise.all([delivered, published]).then(noop)
   }
 
   /**
@@ -445,6 +475,15 @@ export class Hub {
    */
   onEvent (topic: string, listener: RoomEventListener): void {
     this.#events.set(topic, listener)
+  }
+
+  /**
+   * Tells `observer` about closes and cross-node calls from now on.
+   * @internal
+   */
+  observe (observer: HubObserver): void {
+    this.observer = observer
+    this.#cluster.observer = observer
   }
 
   /**
@@ -595,31 +634,57 @@ export class Hub {
     this.#deliver(message, envelope.type === 'all' ? null : envelope.rooms ?? [], envelope.except ?? null)
   }
 
-  #deliver (message: Outgoing, rooms: string[] | null, except: string[] | null): void {
+  // Local delivery: framed once, in slices when the room is large (Fanout); settles, when it is not
+  // null, once the delivery is done and the members it made high have drained (or stalled).
+  #deliver (message: Outgoing, rooms: string[] | null, except: string[] | null): Promise<void> | null {
     // One excluded id (conn.broadcast, the common case) is compared directly; a Set only for several.
     const one = except !== null && except.length === 1 ? except[0] : undefined
     const many = except !== null && except.length > 1 ? new Set(except) : null
+    let high: BaseConnection[] | null = null
     const deliver = (conn: BaseConnection): void => {
-      if (conn.id !== one && (many === null || !many.has(conn.id))) conn[kDeliver](message)
-    }
-    if (rooms === null) {
-      for (const conn of this.registry.connections.values()) deliver(conn)
-      return
-    }
-    if (rooms.length === 1) {
-      const members = this.registry.rooms.get(rooms[0]!)
-      if (members !== undefined) for (const conn of members) deliver(conn)
-      return
-    }
-    const seen = new Set<BaseConnection>()
-    for (const room of rooms) {
-      const members = this.registry.rooms.get(room)
-      if (members === undefined) continue
-      for (const conn of members) {
-        if (seen.has(conn)) continue
-        seen.add(conn)
-        deliver(conn)
+      if (conn.id !== one && (many === null || !many.has(conn.id)) && conn[kDeliver](message) && isHigh(conn)) {
+        (high ??= []).push(conn)
       }
+    }
+    const size = this.#sizeOf(rooms)
+    if (size <= FANOUT_LARGE && !this.#fanout.busy) {
+      // A room that fits in one slice, with nothing ahead of it: the plain loops, at full speed.
+      if (rooms === null) for (const conn of this.registry.connections.values()) deliver(conn)
+      else if (rooms.length === 1) for (const conn of this.registry.rooms.get(rooms[0]!) ?? NOBODY) deliver(conn)
+      else for (const conn of union(this.registry.rooms, rooms)) deliver(conn)
+      return high === null ? null : pacedAll(high)
+    }
+    const done = this.#fanout.run(this.#members(rooms), size, deliver)
+    if (done === null) return high === null ? null : pacedAll(high)
+    return done.then(() => high === null ? undefined : pacedAll(high))
+  }
+
+  #sizeOf (rooms: string[] | null): number {
+    if (rooms === null) return this.registry.connections.size
+    let size = 0
+    for (const room of rooms) size += this.registry.rooms.get(room)?.size ?? 0
+    return size
+  }
+
+  #members (rooms: string[] | null): Iterator<BaseConnection> {
+    if (rooms === null) return this.registry.connections.values()
+    if (rooms.length === 1) return (this.registry.rooms.get(rooms[0]!) ?? NOBODY).values()
+    return union(this.registry.rooms, rooms)
+  }
+}
+
+const NOBODY: ReadonlySet<BaseConnection> = new Set()
+
+// The members of several rooms, each once.
+function * union (index: Map<string, Set<BaseConnection>>, rooms: string[]): Generator<BaseConnection> {
+  const seen = new Set<BaseConnection>()
+  for (const room of rooms) {
+    const members = index.get(room)
+    if (members === undefined) continue
+    for (const conn of members) {
+      if (seen.has(conn)) continue
+      seen.add(conn)
+      yield conn
     }
   }
 }

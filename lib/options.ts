@@ -2,6 +2,7 @@ import type { WebsocketPluginOptions } from '@fastify/websocket'
 import type { RedisInput } from './broker/redis.js'
 import { DEFAULT_CLOSE_TIMEOUT, DEFAULTS } from './constants.js'
 import { WSHUB_ERR_INVALID_OPTION } from './errors.js'
+import { metricsOption, type MetricsOption } from './metrics.js'
 import { hooksOf, type OnMessageHook } from './hooks.js'
 
 /** What `backpressure.action` may be. */
@@ -46,6 +47,12 @@ export interface WsHubOptions {
   websocket?: WebsocketPluginOptions
   /** Message hooks of every ws route of the app, before the route's own (a function or an array). */
   onMessage?: OnMessageHook | OnMessageHook[]
+  /**
+   * Prometheus metrics (`wshub_...`, with the optional package prom-client): `true` registers them in
+   * fastify-metrics' registry when it is registered, else in prom-client's default registry;
+   * `{ registry }` in that prom-client `Registry`. Off by default.
+   */
+  metrics?: MetricsOption
 }
 
 /** The options with every default filled in. */
@@ -65,12 +72,13 @@ export interface ResolvedOptions {
   maxRoomsPerConnection: number
   websocket: WebsocketPluginOptions
   onMessage: OnMessageHook[]
+  metrics: MetricsOption
 }
 
 const KNOWN = new Set([
   'maxPayload', 'heartbeat', 'backpressure', 'allowedOrigins', 'redis', 'keyPrefix', 'nodeTtl',
   'requestTimeout', 'closeTimeout', 'rateLimit', 'maxConnections', 'maxConnectionsPerIp', 'maxRoomsPerConnection', 'websocket',
-  'onMessage'
+  'onMessage', 'metrics'
 ])
 
 // Options that Fastify's register() itself takes and passes on to every plugin.
@@ -173,6 +181,7 @@ export function resolveOptions (options: unknown): ResolvedOptions {
     maxConnectionsPerIp: positiveInteger('maxConnectionsPerIp', options.maxConnectionsPerIp, Infinity),
     maxRoomsPerConnection: positiveInteger('maxRoomsPerConnection', options.maxRoomsPerConnection, DEFAULTS.maxRoomsPerConnection),
     websocket: websocket as WebsocketPluginOptions,
-    onMessage
+    onMessage,
+    metrics: metricsOption(options.metrics)
   }
 }

@@ -29,3 +29,5 @@ export const kNextResult = Symbol('fastify-ws-hub.nextResult')
 export const kSetIntake = Symbol('fastify-ws-hub.setIntake')
 /** Hands a message that went through the intake on to the connection's own reading (inbox or dispatch). */
 export const kReceive = Symbol('fastify-ws-hub.receive')
+/** Handles the peer's close frame, before the socket has closed. */
+export const kOnPeerClose = Symbol('fastify-ws-hub.onPeerClose')

@@ -256,6 +256,27 @@ export function clusterSuite (backend) {
     })
   })
 
+  describe('requests that outlive their deadline', () => {
+    test('a node stalled past nodeTtl but still subscribed: calls time out (never false), and after SIGCONT the expired ones are dropped, not carried out', async () => {
+      const target = await n2.client(['late'])
+      n2.child.kill('SIGSTOP')
+      try {
+        await until(async () => Number(await inspect.zscore(`${KEY_PREFIX}nodes`, n2.nodeId) ?? 0) < Date.now(), NODE_TTL + 3000, 'its liveness deadline to pass')
+        await assert.rejects(n0.call('send', target.id, 'late'), { code: 'WSHUB_ERR_REQUEST_TIMEOUT' })
+        await assert.rejects(n1.call('close', target.id, 4001, 'late'), { code: 'WSHUB_ERR_REQUEST_TIMEOUT' })
+        await assert.rejects(n1.call('join', target.id, 'later'), { code: 'WSHUB_ERR_REQUEST_TIMEOUT' })
+      } finally {
+        n2.child.kill('SIGCONT')
+      }
+      // Its channel delivers in order: once it answers this, it has seen the expired requests.
+      await until(async () => await n0.call('has', target.id).catch(() => false), 10_000, 'the node to answer again')
+      assert.ok(await target.silent(200), 'the expired send was not delivered')
+      assert.equal(target.ws.readyState, 1, 'the expired close was not carried out')
+      await until(async () => await n0.call('roomSize', 'late') === 1, 5000, 'its presence to be written again')
+      assert.equal(await n0.call('roomSize', 'later'), 0, 'the expired join was not carried out')
+    })
+  })
+
   describe('methods across nodes', () => {
     test('app.ws.call on any node reaches the client of a connection of another node: its result, its error, the timeout', async () => {
       const peer = await n1.rpcClient([], {

@@ -149,4 +149,6 @@ export interface Broker {
   close (): Promise<void>
   /** Cluster-wide presence, for a broker that reaches other processes; without it a hub answers from its own registry. */
   readonly presence?: Presence
+  /** Whether the connection to the transport is up (a broker over the network; the metrics' `redis_up`). */
+  up? (): boolean
 }

@@ -11,7 +11,7 @@ export interface LuaScript {
   readonly sha: string
 }
 
-/** What the presence needs of its broker's Redis connection. @internal */
+/** What the presence needs of its broker's Redis connection. Part of the shipped types because `RedisPresence` takes it. */
 export interface RedisLink {
   /** Whether the command connection is up. */
   ready (): boolean

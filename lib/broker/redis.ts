@@ -250,6 +250,11 @@ export class RedisBroker implements Broker {
     })
   }
 
+  /** Whether both connections to Redis (commands and subscriptions) are ready. */
+  up (): boolean {
+    return this.#pub.status === 'ready' && this.#sub.status === 'ready'
+  }
+
   /**
    * Encodes the envelope and queues it; the envelopes published on one channel in one turn of the event
    * loop go out as one Redis message (a burst costs one PUBLISH, not one each), at the end of the turn.
