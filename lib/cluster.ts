@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { Broker, Envelope, Presence, ReplyEnvelope, RequestEnvelope } from './broker/broker.js'
+import type { Broker, Envelope, ReplyEnvelope, RequestEnvelope } from './broker/broker.js'
+import type { HubObserver } from './hub.js'
 import { WSHUB_ERR_BROKER_CLOSED, WSHUB_ERR_REQUEST_TIMEOUT } from './errors.js'
 
 /** The broker channel node `nodeId` listens on for requests to it and replies to its own requests. */
@@ -40,20 +41,22 @@ interface Pending {
 /**
  * Directed calls between nodes: a call about a connection of another node goes to that node's channel
  * only, and waits for the owner's reply on this node's channel, at most `timeout` ms. A node that is
- * gone (nobody listens on its channel, or presence says its liveness mark expired) answers false at
- * once; a node that does not answer in time makes the call reject with `WSHUB_ERR_REQUEST_TIMEOUT`, so a
- * call never hangs.
+ * gone (nobody listens on its channel) answers false at once; a node that does not answer in time makes
+ * the call reject with `WSHUB_ERR_REQUEST_TIMEOUT`, so a call never hangs. A request carries its
+ * deadline, and an owner that gets it later drops it: false means it was not and will not be carried
+ * out; a timeout, that it may or may not have been.
  */
 export class Cluster {
   readonly #nodeId: string
   readonly #broker: Broker
-  readonly #presence: Presence | null
   readonly #log: FastifyBaseLogger
   readonly #timeout: number
   readonly #handle: RequestHandler
   readonly #pending = new Map<number, Pending>()
   #seq = 0
   #closed = false
+  /** Told how long each request took, when set (the metrics). */
+  observer: HubObserver | null = null
 
   /**
    * @param nodeId - this node's id
@@ -65,7 +68,6 @@ export class Cluster {
   constructor (nodeId: string, broker: Broker, log: FastifyBaseLogger, timeout: number, handle: RequestHandler) {
     this.#nodeId = nodeId
     this.#broker = broker
-    this.#presence = broker.presence ?? null
     this.#log = log
     this.#timeout = timeout
     this.#handle = handle
@@ -82,6 +84,16 @@ export class Cluster {
    * transport is down, and with `WSHUB_ERR_BROKER_CLOSED` after `stop()`.
    */
   request (node: string, fields: RequestFields): Promise<boolean> {
+    const requested = this.observer?.requested
+    if (requested === undefined) return this.#requestBoolean(node, fields)
+    const start = performance.now()
+    const done = (): void => requested(fields.op, (performance.now() - start) / 1000)
+    const result = this.#requestBoolean(node, fields)
+    result.then(done, done)
+    return result
+  }
+
+  #requestBoolean (node: string, fields: RequestFields): Promise<boolean> {
     return new Promise<boolean>((resolve, reject) => this.#request(node, fields, this.#timeout, resolve, reject))
   }
 
@@ -102,18 +114,19 @@ export class Cluster {
     }
     this.#seq = (this.#seq + 1) >>> 0
     const seq = this.#seq
-    const envelope: RequestEnvelope = { origin: this.#nodeId, type: 'request', seq, ...fields }
+    // The owner drops a request that reaches it after the asker stopped waiting: a timeout means it
+    // may or may not have been carried out, never that it will be later.
+    const envelope: RequestEnvelope = { origin: this.#nodeId, type: 'request', seq, deadline: Date.now() + timeout, ...fields }
     const timer = setTimeout(() => {
       this.#pending.delete(seq)
       reject(new WSHUB_ERR_REQUEST_TIMEOUT(`${fields.op}(${fields.target})`, String(timeout)))
     }, timeout)
     this.#pending.set(seq, { resolve, reject, timer })
-    // Both go out at once (one round trip to Redis): the request, and whether the owner is alive.
-    // Nobody on the channel, or a liveness mark gone, means the node is gone: false without waiting.
-    const reached = this.#broker.direct(nodeChannel(node), envelope)
-    const alive = this.#presence === null ? true : this.#presence.alive(node)
-    Promise.all([reached, alive]).then(
-      ([reached, alive]) => { if (!reached || !alive) this.#settle(seq, false) },
+    // Nobody on the channel means the node is gone: false without waiting, as the request was surely
+    // not taken. A node that is subscribed but silent (stalled past its liveness mark, say) may still
+    // take it before its deadline: that is a timeout, not false.
+    this.#broker.direct(nodeChannel(node), envelope).then(
+      reached => { if (!reached) this.#settle(seq, false) },
       (err: Error) => this.#fail(seq, err)
     )
   }
@@ -149,6 +162,10 @@ export class Cluster {
   }
 
   #answer (request: RequestEnvelope): void {
+    if (request.deadline !== undefined && request.deadline !== 0 && Date.now() > request.deadline) {
+      this.#log.debug({ op: request.op, target: request.target }, 'fastify-ws-hub: a request from another node came after its deadline, dropped')
+      return
+    }
     const reply = (result: boolean | Buffer): Promise<boolean> => {
       const envelope: ReplyEnvelope = typeof result === 'boolean'
         ? { origin: this.#nodeId, type: 'reply', seq: request.seq, result }

@@ -2,7 +2,6 @@ import type { FastifyBaseLogger, FastifyRequest, RouteGenericInterface } from 'f
 import type { WebSocket } from 'ws'
 import { closeError } from './close.js'
 import { OPEN } from './constants.js'
-import { corkForTick } from './cork.js'
 import {
   CloseCode,
   WebSocketDisconnect,
@@ -18,9 +17,11 @@ import type { JoinOptions, JoinResult, Recovery } from './history.js'
 import type { Hub, RoomSender } from './hub.js'
 import { Inbox, type Message } from './inbox.js'
 import type { Intake } from './hooks.js'
-import { toJson, toWire, writeOutgoing, type Outgoing } from './message.js'
+import { toJson, toWire, type Outgoing } from './message.js'
+import { deliver, drained, send, trySend } from './outbox.js'
+import { stopReading, watchPeer } from './peer.js'
 import {
-  kDeliver, kFail, kHandlerReturned, kInit, kNext, kNextResult, kOnDisconnect, kOnMessage, kOnSocketClose, kReceive, kSetIntake,
+  kDeliver, kFail, kHandlerReturned, kInit, kNext, kNextResult, kOnDisconnect, kOnMessage, kOnPeerClose, kOnSocketClose, kReceive, kSetIntake,
   kSocketClosed, kStartDispatch, kTrySend, kRecovery
 } from './symbols.js'
 import { sendNotification, type CallOptions } from './rpc.js'
@@ -46,8 +47,6 @@ const DISPATCH = 1 // straight to the class handler's receive(), one at a time
 const DISCARD = 2 // dropped unless someone waits: the function handler returned without ever reading
 
 const RESOLVED = Promise.resolve()
-const TEXT = { binary: false }
-const BINARY = { binary: true }
 
 // A connection is built by its route, which hands its init over through this variable for the length
 // of one synchronous `new`. That keeps the constructor free of arguments, so a class handler may
@@ -65,6 +64,16 @@ export function construct<C extends BaseConnection> (Class: new () => C, init: C
   } finally {
     pendingInit = undefined
   }
+}
+
+/**
+ * The type of `conn.state`: any key by default. Declare the keys an application keeps there to type
+ * them, as Fastify's `FastifyRequest` is extended:
+ * `declare module 'fastify-ws-hub' { interface ConnectionState { user?: { name: string } } }`.
+ * (A class handler may keep its data in its own fields instead, typed with the class.)
+ */
+export interface ConnectionState {
+  [key: string]: unknown
 }
 
 /** The route parameters of a route generic, as `request.params` types them. */
@@ -91,7 +100,7 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
   #inbox: Inbox | null = null
   #closeCode = 0
   #closeReason = ''
-  #data: Record<string, unknown> | null = null
+  #data: ConnectionState | null = null
   #abort: AbortController | null = null
   #log: FastifyBaseLogger | null = null
   #socketClosed: Promise<void> | null = null
@@ -121,6 +130,7 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
     socket[kConnection] = this
     socket.on('message', socketOnMessage)
     socket.on('close', socketOnClose)
+    watchPeer(socket, peerOnClose)
   }
 
   /** @internal */
@@ -131,6 +141,11 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
   /** @internal */
   [kOnSocketClose] (code: number, reason: Buffer): void {
     this.#onSocketClose(code, reason)
+  }
+
+  /** @internal */
+  [kOnPeerClose] (code: number, reason: Buffer): void {
+    this.#finish(code, reason.toString(), false)
   }
 
   /** The hand-over from a history replay to live delivery, once this connection has joined with `since`. @internal */
@@ -174,11 +189,11 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
   }
 
   /** A plain object for the application's own per-connection data. */
-  get state (): Record<string, unknown> {
+  get state (): ConnectionState {
     return (this.#data ??= {})
   }
 
-  set state (value: Record<string, unknown>) {
+  set state (value: ConnectionState) {
     this.#data = value
   }
 
@@ -223,8 +238,9 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
 
   /**
    * Sends a message: a string as a text frame; a Buffer, ArrayBuffer or typed array as a binary frame;
-   * anything else as JSON text. Resolves once handed to the socket; rejects on a connection that is
-   * closed or not yet accepted.
+   * anything else as JSON text. Resolves once handed to the socket and the socket is below its
+   * high-water mark, so that a loop of awaited sends is paced by the peer (see `drain()`); rejects on a
+   * connection that is closed or not yet accepted.
    */
   send (data: unknown): Promise<void> {
     const err = this.#cannotSend()
@@ -278,20 +294,7 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
    */
   drain (): Promise<void> {
     if (this.#state === CLOSED) return Promise.reject(new WSHUB_ERR_CONNECTION_CLOSED(this.id))
-    const raw = (this.socket as unknown as { _socket: import('node:net').Socket })._socket
-    if (!raw.writableNeedDrain) return RESOLVED
-    return new Promise((resolve, reject) => {
-      const onDrain = (): void => {
-        this.socket.off('close', onClose)
-        resolve()
-      }
-      const onClose = (): void => {
-        raw.off('drain', onDrain)
-        reject(new WSHUB_ERR_CONNECTION_CLOSED(this.id))
-      }
-      raw.once('drain', onDrain)
-      this.socket.once('close', onClose)
-    })
+    return drained(this)
   }
 
   /** The next message as text; a binary frame rejects with `WSHUB_ERR_UNEXPECTED_FRAME` (and is consumed). */
@@ -408,25 +411,19 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
   [kDeliver] (message: Outgoing): boolean {
     if (this.#state !== ACCEPTED || this.socket.readyState !== OPEN) return false
     if (message.room !== undefined && this[kRecovery]?.intercept(this, message) === true) return true
-    if (this.socket.bufferedAmount > this.hub.settings.backpressure.limit) return this.#overLimit()
-    corkForTick(this.socket)
-    writeOutgoing(this.socket, message)
-    const counters = this.hub.counters
-    counters.messagesOut++
-    counters.bytesOut += message.payload.length
-    return true
+    return deliver(this, message)
   }
 
   /**
    * Sends and says whether the message was written: false for a connection that is not open or a message
-   * dropped for backpressure (`app.ws.send(id)`).
+   * dropped for backpressure (`app.ws.send(id)`). Paced as `send()` is.
    * @throws WSHUB_ERR_INVALID_PAYLOAD for a value JSON cannot represent
    * @internal
    */
-  [kTrySend] (data: unknown): boolean {
+  [kTrySend] (data: unknown): Promise<boolean> {
     const wire = toWire(data)
-    if (this.#state !== ACCEPTED || this.socket.readyState !== OPEN) return false
-    return this.#tryWrite(wire, typeof wire !== 'string')
+    if (this.#state !== ACCEPTED || this.socket.readyState !== OPEN) return Promise.resolve(false)
+    return trySend(this, wire)
   }
 
   /**
@@ -483,6 +480,11 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
       this.log.debug({ code: err.code }, 'ws handler ended on disconnect')
       return
     }
+    // A send on a socket that the peer (or a protocol error) has closed: the peer's doing, not a failure.
+    if ((err as { code?: string } | null)?.code === 'WSHUB_ERR_CONNECTION_CLOSED' && this.socket.readyState !== OPEN) {
+      this.log.debug({ err }, 'ws handler ended on a closed connection')
+      return
+    }
     this.log.error({ err }, 'ws handler failed')
     this.close(CloseCode.INTERNAL_ERROR, 'Internal error') // a valid code: resolves, never rejects
   }
@@ -494,36 +496,7 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
 
   #write (wire: string | Buffer, binary: boolean): Promise<void> {
     if (this.socket.readyState !== OPEN) return Promise.reject(new WSHUB_ERR_CONNECTION_CLOSED(this.id))
-    this.#tryWrite(wire, binary)
-    // Closed just now for backpressure ('close'): the message did not go out. Dropped ('drop'): resolve,
-    // as delivery is at most once; drain() is how a sender waits instead.
-    return this.#state === CLOSED ? Promise.reject(new WSHUB_ERR_CONNECTION_CLOSED(this.id)) : RESOLVED
-  }
-
-  // Writes unless the socket is over the backpressure limit; returns whether it wrote.
-  #tryWrite (wire: string | Buffer, binary: boolean): boolean {
-    const socket = this.socket
-    if (socket.bufferedAmount > this.hub.settings.backpressure.limit) return this.#overLimit()
-    corkForTick(socket)
-    socket.send(wire, binary ? BINARY : TEXT)
-    const counters = this.hub.counters
-    counters.messagesOut++
-    counters.bytesOut += typeof wire === 'string' ? Buffer.byteLength(wire) : wire.length
-    return true
-  }
-
-  // The socket's peer reads slower than we write: drop the message, or close with 1013 (the connection
-  // leaves its rooms at once, so the rest of a room keeps receiving at full speed).
-  #overLimit (): false {
-    const counters = this.hub.counters
-    if (this.hub.settings.backpressure.action === 'drop') {
-      counters.dropped++
-    } else {
-      counters.closedForBackpressure++
-      this.log.warn({ bufferedAmount: this.socket.bufferedAmount }, 'ws connection closed: backpressure limit reached')
-      this.close(CloseCode.TRY_AGAIN_LATER, 'Backpressure limit reached') // a valid code: resolves, never rejects
-    }
-    return false
+    return send(this, wire, binary)
   }
 
   /**
@@ -557,10 +530,10 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
   }
 
   #onMessage (data: Buffer, isBinary: boolean): void {
+    if (this.#state === CLOSED) return
     const counters = this.hub.counters
     counters.messagesIn++
     counters.bytesIn += data.length
-    if (this.#state === CLOSED) return
     if (this.hub.settings.rateLimit !== false && this.#overRateLimit()) return
     const message: Message = isBinary ? data : data.toString()
     if (this.#intake !== null) this.#intake.push(message)
@@ -604,6 +577,7 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
     if (action === 'close') {
       this.log.warn({ max, windowMs }, 'ws connection closed: rate limit exceeded')
       this.close(CloseCode.POLICY_VIOLATION, 'Rate limit exceeded') // a valid code: resolves, never rejects
+      stopReading(this.socket)
     }
     return true
   }
@@ -657,6 +631,7 @@ export class BaseConnection<RouteGeneric extends RouteGenericInterface = RouteGe
     this.#closeCode = code
     this.#closeReason = reason
     if (wasAccepted) this.hub.registry.remove(this)
+    if (wasAccepted) this.hub.observer?.closed?.(code)
     this.#intake?.close()
     // The WebSocketDisconnect is built only for those who will see it: a pending or later receive, or
     // the abort signal's reason. Most connections close without either.
@@ -716,6 +691,18 @@ function socketOnMessage (this: WebSocket, data: Buffer, isBinary: boolean): voi
 
 function socketOnClose (this: WebSocket, code: number, reason: Buffer): void {
   (this as OwnedSocket)[kConnection][kOnSocketClose](code, reason)
+}
+
+function peerOnClose (socket: WebSocket, code: number, reason: Buffer): void {
+  (socket as OwnedSocket)[kConnection][kOnPeerClose](code, reason)
+}
+
+/**
+ * The connection a socket belongs to, or undefined for a socket of no ws route of the hub.
+ * @internal
+ */
+export function connectionOf (socket: WebSocket): BaseConnection | undefined {
+  return (socket as Partial<OwnedSocket>)[kConnection]
 }
 
 // Whether a logger writes debug lines; checked before building a child logger for them.

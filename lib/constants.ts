@@ -28,8 +28,27 @@ export const DEFAULTS = Object.freeze({
   requestTimeout: 5_000,
   rateLimitWindow: 1_000,
   historySize: 100,
-  historyTtl: 300_000
+  historyTtl: 300_000,
+  maxRoomsPerConnection: 10_000
 } as const)
 
 /** How many connections `app.close()` closes before it yields to the event loop. */
 export const CLOSE_BATCH = 256
+
+/**
+ * About the least heap one write costs while it waits in a socket's buffer, beyond its bytes (Node's write request,
+ * ws's frame header): counted against the backpressure limit, so that tiny messages are bounded too.
+ */
+export const MESSAGE_OVERHEAD = 128
+
+/** A socket over its high-water mark that took nothing for this many ms stops pacing its senders. */
+export const STALL_MS = 500
+
+/** A room delivery yields to the event loop after about this many ms, and goes on in the next turn. */
+export const FANOUT_SLICE_MS = 10
+
+/** How many members a room delivery writes to between two reads of the clock. */
+export const FANOUT_CHECK_EVERY = 64
+
+/** A room delivery to more members than this flushes its writes as it goes, within its slices. */
+export const FANOUT_LARGE = 1024

@@ -5,7 +5,8 @@ import type { WebSocket } from 'ws'
 const corked: Socket[] = []
 let scheduled = false
 
-function flush (): void {
+/** Uncorks every socket corked this tick now (a long room delivery does, between its slices). */
+export function flush (): void {
   scheduled = false
   for (let i = 0; i < corked.length; i++) corked[i]!.uncork()
   corked.length = 0

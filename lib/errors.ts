@@ -18,11 +18,27 @@ export const WSHUB_ERR_HANDLER_CONSTRUCTED = createError(
   'WSHUB_ERR_HANDLER_CONSTRUCTED',
   'A WebSocketHandler is constructed by its ws route; pass the class to app.wsRoute() instead of calling new', 500, TypeError)
 
+/**
+ * `@fastify/websocket` was registered after fastify-ws-hub, which had registered it already. Register
+ * it before the hub (the hub then reuses it), or leave it to the hub and pass its options as `websocket`.
+ */
+export const WSHUB_ERR_WEBSOCKET_REGISTERED_AFTER = createError(
+  'WSHUB_ERR_WEBSOCKET_REGISTERED_AFTER',
+  '@fastify/websocket was registered after fastify-ws-hub, which registers it itself: register @fastify/websocket before fastify-ws-hub (the hub reuses it), or leave it out and pass its options as the hub\'s "websocket" option', 500)
+
+/** An option needs an optional package that is not installed (`metrics` needs `prom-client`). */
+export const WSHUB_ERR_MISSING_PACKAGE = createError<'WSHUB_ERR_MISSING_PACKAGE', 500, [string, string]>(
+  'WSHUB_ERR_MISSING_PACKAGE', 'The "%s" option needs the optional package %s, which is not installed: add it to your dependencies', 500)
+
 // -- the connection -----------------------------------------------------------------------------------
 
 /** A room name is not a non-empty string of at most 256 characters. */
 export const WSHUB_ERR_INVALID_ROOM = createError<'WSHUB_ERR_INVALID_ROOM', 400, [string]>(
   'WSHUB_ERR_INVALID_ROOM', 'Invalid room name %s: a room is a non-empty string of at most 256 characters', 400, TypeError)
+
+/** A connection is in `maxRoomsPerConnection` rooms already and tried to join another. */
+export const WSHUB_ERR_TOO_MANY_ROOMS = createError<'WSHUB_ERR_TOO_MANY_ROOMS', 400, [string, string]>(
+  'WSHUB_ERR_TOO_MANY_ROOMS', 'Connection %s is in %s rooms already (maxRoomsPerConnection)', 400, RangeError)
 
 /** An operation needs an open connection, and this one has closed. */
 export const WSHUB_ERR_CONNECTION_CLOSED = createError<'WSHUB_ERR_CONNECTION_CLOSED', 500, [string]>(

@@ -2,16 +2,22 @@ import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { WebSocket, WebSocketServer } from 'ws'
 import type { BroadcastEnvelope, Broker, Envelope, Presence, RequestEnvelope } from './broker/broker.js'
+import { roomChannel } from './broker/keys.js'
 import { Cluster, ownerOf, type RequestFields } from './cluster.js'
 import { closeError } from './close.js'
 import type { BaseConnection } from './connection.js'
-import { CLOSE_BATCH, DEFAULTS, MAX_ROOM_LENGTH, OPEN } from './constants.js'
-import { CloseCode, WSHUB_ERR_BROKER_CLOSED, WSHUB_ERR_CONNECTION_NOT_FOUND, WSHUB_ERR_INVALID_ARGUMENT, WSHUB_ERR_INVALID_ROOM } from './errors.js'
+import { CLOSE_BATCH, DEFAULTS, FANOUT_LARGE, MAX_ROOM_LENGTH, OPEN } from './constants.js'
+import {
+  CloseCode, WSHUB_ERR_BROKER_CLOSED, WSHUB_ERR_CONNECTION_NOT_FOUND, WSHUB_ERR_INVALID_ARGUMENT, WSHUB_ERR_INVALID_ROOM, WSHUB_ERR_TOO_MANY_ROOMS
+} from './errors.js'
 import type { History, HistoryEntry, JoinResult } from './history.js'
 import { serialize, type Outgoing } from './message.js'
 import type { ResolvedOptions } from './options.js'
+import { Fanout } from './fanout.js'
+import { isHigh, pacedAll } from './outbox.js'
 import { MemoryTrackerStore, Tracker, type PresenceListener, type PresenceState } from './presence.js'
 import { RoomRegistry } from './rooms.js'
+import { RoomRouting, type RoutingStats } from './routing.js'
 import { callOutcome, encodeCall, performCall, REMOTE_CALL_WAIT } from './rpc-remote.js'
 import { sendNotification, type CallOptions } from './rpc.js'
 import { kDeliver, kSocketClosed, kTrySend } from './symbols.js'
@@ -36,12 +42,15 @@ export interface HubSettings {
   rateLimit: ResolvedOptions['rateLimit']
   /** Ms a call about a connection of another node waits for its reply. Default 5 000. */
   requestTimeout: number
+  /** At most this many rooms per connection. Default 10 000. */
+  maxRoomsPerConnection: number
 }
 
 const DEFAULT_SETTINGS: HubSettings = {
   backpressure: { limit: DEFAULTS.backpressureLimit, action: DEFAULTS.backpressureAction },
   rateLimit: false,
-  requestTimeout: DEFAULTS.requestTimeout
+  requestTimeout: DEFAULTS.requestTimeout,
+  maxRoomsPerConnection: DEFAULTS.maxRoomsPerConnection
 }
 
 /** The optional capabilities a hub delegates to. */
@@ -58,14 +67,26 @@ export interface HubStats extends HubCounters {
   rooms: number
 }
 
+/**
+ * What a module that watches the hub (the metrics) is told as it happens; every member is optional.
+ * Figures that `stats()` has are read from there instead.
+ */
+export interface HubObserver {
+  /** An accepted connection closed with `code`. */
+  closed? (code: number): void
+  /** A call about a connection of another node settled after `seconds` (`op`: send, close, has, join, leave). */
+  requested? (op: string, seconds: number): void
+}
+
 /** Gets a module's event about a room from another node (see `Hub.publishEvent`). */
 export type RoomEventListener = (room: string, payload: Buffer, origin: string) => void
 
-/** The broker channel every node listens on for room broadcasts and `sendAll`. */
+/** The broker channel every node listens on for `sendAll`. */
 export const BROADCAST_CHANNEL = 'broadcast'
 
 const RESOLVED = Promise.resolve()
-const NOT_RECOVERED: Promise<JoinResult> = Promise.resolve(Object.freeze({ recovered: false, replayed: 0 }))
+const NOT_RECOVERED: JoinResult = Object.freeze({ recovered: false, replayed: 0 })
+const noop = (): void => {}
 /** What `sendAll` addresses: every connection rather than the members of some rooms. */
 const ALL = Symbol('fastify-ws-hub.all')
 
@@ -86,12 +107,19 @@ function randomId (): string {
   return id
 }
 
+/** `String.prototype.isWellFormed` (Node 20+; not in TypeScript's ES2023 lib). */
+function isWellFormed (text: string): boolean {
+  return (text as unknown as { isWellFormed (): boolean }).isWellFormed()
+}
+
 /**
- * Checks a room name: a non-empty string of at most 256 characters. Returns the `WSHUB_ERR_INVALID_ROOM`
+ * Checks a room name: a non-empty, well-formed string (no lone surrogate) of at most 256 UTF-16 code
+ * units. Returns the `WSHUB_ERR_INVALID_ROOM`
  * to reject or throw with, or null for a good name.
  */
 export function roomError (room: unknown): Error | null {
-  if (typeof room === 'string' && room.length > 0 && room.length <= MAX_ROOM_LENGTH) return null
+  // Well-formed Unicode only: a lone surrogate has no UTF-8 form, so Redis could not tell such names apart.
+  if (typeof room === 'string' && room.length > 0 && room.length <= MAX_ROOM_LENGTH && isWellFormed(room)) return null
   const shown = typeof room === 'string'
     ? room.length > 40 ? `"${room.slice(0, 40)}..." (${room.length} characters)` : JSON.stringify(room)
     : typeof room
@@ -196,6 +224,9 @@ export class Hub {
   /** @internal */
   readonly settings: HubSettings
 
+  /** @internal */
+  observer: HubObserver | null = null
+
   readonly #broker: Broker
   readonly #presence: Presence | null
   readonly #cluster: Cluster
@@ -204,6 +235,8 @@ export class Hub {
   readonly #events = new Map<string, RoomEventListener>()
   readonly #history: History | null
   readonly #tracker: Tracker
+  readonly #routing: RoomRouting<BaseConnection>
+  readonly #fanout = new Fanout<BaseConnection>()
   #closed = false
 
   /** @internal */
@@ -216,6 +249,8 @@ export class Hub {
     this.settings = { ...DEFAULT_SETTINGS, ...settings }
     this.nodeId = randomBytes(6).toString('base64url')
     this.#cluster = new Cluster(this.nodeId, broker, log, this.settings.requestTimeout, request => this.#perform(request))
+    this.#routing = new RoomRouting(broker, this.registry, (room, envelope) => this.#onEnvelope(envelope, room), log,
+      this.settings.requestTimeout)
   }
 
   /**
@@ -231,8 +266,9 @@ export class Hub {
     const presence = this.#presence
     if (presence !== null) {
       await presence.start(this.nodeId, () => this.#snapshot())
-      this.registry.on('join-room', (room: string, id: string) => presence.join(room, id))
-      this.registry.on('leave-room', (room: string, id: string) => presence.leave(room, id))
+      const count = (room: string): number => this.registry.rooms.get(room)?.size ?? 0
+      this.registry.on('join-room', (room: string, id: string) => presence.join(room, id, count(room) === 1))
+      this.registry.on('leave-room', (room: string, id: string) => presence.leave(room, id, count(room) === 0))
     }
   }
 
@@ -249,9 +285,13 @@ export class Hub {
     return this.registry.connections.size
   }
 
-  /** The local connection with this id (the `conn` of a function handler, the instance of a class handler). */
-  get (id: string): BaseConnection | undefined {
-    return this.registry.connections.get(id)
+  /**
+   * The local connection with this id (the `conn` of a function handler, the instance of a class
+   * handler). Name the class to get its own members: `app.ws.get<ChatSocket>(id)` (the caller vouches
+   * for the id's route; check with `instanceof` where it may be another's).
+   */
+  get<T extends BaseConnection = BaseConnection> (id: string): T | undefined {
+    return this.registry.connections.get(id) as T | undefined
   }
 
   /**
@@ -294,13 +334,13 @@ export class Hub {
    * An invalid close code or reason rejects with `WSHUB_ERR_INVALID_PAYLOAD`, as `conn.close()` does.
    */
   close (id: string, code: number = CloseCode.NORMAL, reason = ''): Promise<boolean> {
+    // Checked first, so that a bad code fails the same way whatever the id (local, remote or unknown).
+    const invalid = closeError(code, reason)
+    if (invalid !== null) return Promise.reject(invalid)
     const conn = this.registry.connections.get(id)
     if (conn !== undefined) return conn.close(code, reason).then(() => true)
     const node = this.#remoteOwner(id)
     if (node === null) return Promise.resolve(false)
-    // Checked here, so that a remote close fails the same way as a local one.
-    const invalid = closeError(code, reason)
-    if (invalid !== null) return Promise.reject(invalid)
     return this.#cluster.request(node, { op: 'close', target: id, code, reason })
   }
 
@@ -452,6 +492,15 @@ export class Hub {
   }
 
   /**
+   * What this node's per-room routing has done: the room channels it listens on, the envelopes that
+   * arrived on them, and how many of those were for a room with no local member (during the grace
+   * period after its last member left). A node with no member in a room gets none of its messages.
+   */
+  routing (): RoutingStats {
+    return this.#routing.stats()
+  }
+
+  /**
    * This node's figures, synchronously: `connections` and `rooms` are current counts, the rest
    * cumulative (`messagesOut` counts one per recipient).
    */
@@ -468,7 +517,7 @@ export class Hub {
    * @internal
    */
   joinLocal (conn: BaseConnection, room: string, since?: unknown): Promise<JoinResult> {
-    const invalid = roomError(room)
+    const invalid = roomError(room) ?? this.#roomsError(conn, room)
     if (invalid !== null) return Promise.reject(invalid)
     if (since !== undefined && this.#history !== null) {
       return this.#history.join(conn, room, since, () => {
@@ -477,7 +526,7 @@ export class Hub {
       })
     }
     this.#setMembership(conn, room, true)
-    return NOT_RECOVERED
+    return this.#routing.ready(room).then(() => NOT_RECOVERED)
   }
 
   /**
@@ -500,23 +549,25 @@ export class Hub {
     if (this.#closed) return Promise.reject(new WSHUB_ERR_BROKER_CLOSED())
     // Kept in the room's history unless it is for this node only (other nodes' clients would replay it).
     if (this.#history !== null && rooms !== null && !local) return this.#publishKept(this.#history, message, rooms, except, data)
-    this.#deliver(message, rooms, except)
-    if (local) return RESOLVED as Promise<undefined>
+    const delivered = this.#deliver(message, rooms, except)
+    if (local) return (delivered ?? RESOLVED) as Promise<undefined>
     const envelope: Envelope = rooms === null
       ? { origin: this.nodeId, type: 'all', binary: message.binary, payload: message.payload }
       : { origin: this.nodeId, type: 'rooms', rooms, binary: message.binary, payload: message.payload }
     if (except !== null) envelope.except = except
-    return this.#broker.publish(BROADCAST_CHANNEL, envelope) as Promise<undefined>
+    const published = rooms === null ? this.#broker.publish(BROADCAST_CHANNEL, envelope) : this.#routing.publish(envelope as BroadcastEnvelope)
+    return (delivered === null ? published : Promise.all([delivered, published]).then(noop)) as Promise<undefined>
   }
 
   /**
-   * Publishes a module's event about a room (a presence change, say) to the other nodes; `onEvent`
-   * listeners of the same topic get it there. The publishing node does not get its own.
+   * Publishes a module's event about a room (a presence change, say) on the room's channel, to the other
+   * nodes that have members of the room; `onEvent` listeners of the same topic get it there. The
+   * publishing node does not get its own.
    * @internal
    */
   publishEvent (topic: string, room: string, payload: Buffer): Promise<void> {
     if (this.#closed) return Promise.reject(new WSHUB_ERR_BROKER_CLOSED())
-    return this.#broker.publish(BROADCAST_CHANNEL, { origin: this.nodeId, type: 'event', topic, room, payload })
+    return this.#broker.publish(roomChannel(room), { origin: this.nodeId, type: 'event', topic, room, payload })
   }
 
   /**
@@ -525,6 +576,15 @@ export class Hub {
    */
   onEvent (topic: string, listener: RoomEventListener): void {
     this.#events.set(topic, listener)
+  }
+
+  /**
+   * Tells `observer` about closes and cross-node calls from now on.
+   * @internal
+   */
+  observe (observer: HubObserver): void {
+    this.observer = observer
+    this.#cluster.observer = observer
   }
 
   /**
@@ -591,6 +651,7 @@ export class Hub {
   async stop (): Promise<void> {
     this.#closed = true
     this.#cluster.stop()
+    this.#routing.stop()
     await this.#tracker.stop()
     await this.#presence?.stop()
     await this.#history?.close()
@@ -606,16 +667,21 @@ export class Hub {
     const envelope: BroadcastEnvelope = { origin: this.nodeId, type: 'rooms', rooms, binary: message.binary, payload: message.payload }
     if (except !== null) envelope.except = except
     if (rooms.length === 1) {
-      return history.appendOne(rooms[0]!, data, message, envelope, BROADCAST_CHANNEL).then(local => {
-        this.#deliver(local, rooms, except)
-        if (local.offset !== undefined) return local.offset
-        // The store failed (Redis down): the other nodes get it as without history, if at all.
-        delete envelope.offset
-        return this.#broker.publish(BROADCAST_CHANNEL, envelope) as Promise<undefined>
+      const room = rooms[0]!
+      return history.appendOne(room, data, message, envelope, roomChannel(room)).then(local => {
+        const delivered = this.#deliver(local, rooms, except)
+        let offset: Promise<string | undefined> | string | undefined = local.offset
+        if (offset === undefined) {
+          // The store failed (Redis down): the other nodes get it as without history, if at all.
+          delete envelope.offset
+          offset = this.#routing.publish(envelope).then(() => undefined)
+        }
+        return delivered === null ? offset : Promise.all([delivered, offset]).then(([, value]) => value)
       })
     }
-    this.#deliver(message, rooms, except)
-    return Promise.all([history.appendMany(rooms, data, message), this.#broker.publish(BROADCAST_CHANNEL, envelope)]).then(() => undefined)
+    const delivered = this.#deliver(message, rooms, except)
+    const kept = Promise.all([history.appendMany(rooms, data, message), this.#routing.publish(envelope)]).then(() => undefined)
+    return delivered === null ? kept : Promise.all([delivered, kept]).then(() => undefined)
   }
 
   #move (id: string, room: string, join: boolean): Promise<boolean> {
@@ -623,8 +689,17 @@ export class Hub {
     if (invalid !== null) return Promise.reject(invalid)
     const conn = this.registry.connections.get(id)
     if (conn === undefined) return this.#remote(id, { op: join ? 'join' : 'leave', target: id, room })
+    const full = join ? this.#roomsError(conn, room) : null
+    if (full !== null) return Promise.reject(full)
     this.#setMembership(conn, room, join)
-    return Promise.resolve(true)
+    return join ? this.#routing.ready(room).then(() => true) : Promise.resolve(true)
+  }
+
+  /** `WSHUB_ERR_TOO_MANY_ROOMS` when `conn` is in as many rooms as it may be and `room` is not one of them. */
+  #roomsError (conn: BaseConnection, room: string): Error | null {
+    const rooms = this.registry.roomsOf(conn)
+    const max = this.settings.maxRoomsPerConnection
+    return rooms.size < max || rooms.has(room) ? null : new WSHUB_ERR_TOO_MANY_ROOMS(conn.id, String(max))
   }
 
   #setMembership (conn: BaseConnection, room: string, join: boolean): void {
@@ -657,10 +732,10 @@ export class Hub {
         return conn.close(request.code, request.reason).then(() => true)
       case 'join':
       case 'leave': {
-        const invalid = roomError(request.room)
+        const invalid = roomError(request.room) ?? (request.op === 'join' ? this.#roomsError(conn, request.room as string) : null)
         if (invalid !== null) throw invalid
         this.#setMembership(conn, request.room as string, request.op === 'join')
-        return true
+        return request.op === 'join' ? this.#routing.ready(request.room as string).then(() => true) : true
       }
       default:
         return true // has
@@ -672,7 +747,8 @@ export class Hub {
     for (const [room, members] of this.registry.rooms) yield [room, Array.from(members, member => member.id)]
   }
 
-  #onEnvelope (envelope: Envelope): void {
+  /** An envelope from another node, on the broadcast channel or (`via`) on a room's channel. */
+  #onEnvelope (envelope: Envelope, via?: string): void {
     if (envelope.origin === this.nodeId) return
     if (envelope.type === 'event') {
       this.#events.get(envelope.topic)?.(envelope.room, envelope.payload, envelope.origin)
@@ -684,34 +760,65 @@ export class Hub {
       message.room = envelope.rooms[0]!
       message.offset = envelope.offset
     }
+    if (via !== undefined && envelope.type === 'rooms') {
+      const except = this.#routing.exceptFor(via, envelope)
+      if (except !== false) this.#deliver(message, [via], except)
+      return
+    }
     this.#deliver(message, envelope.type === 'all' ? null : envelope.rooms ?? [], envelope.except ?? null)
   }
 
-  #deliver (message: Outgoing, rooms: string[] | null, except: string[] | null): void {
+  // Local delivery: framed once, in slices when the room is large (Fanout); settles, when it is not
+  // null, once the delivery is done and the members it made high have drained (or stalled).
+  #deliver (message: Outgoing, rooms: string[] | null, except: string[] | null): Promise<void> | null {
     // One excluded id (conn.broadcast, the common case) is compared directly; a Set only for several.
     const one = except !== null && except.length === 1 ? except[0] : undefined
     const many = except !== null && except.length > 1 ? new Set(except) : null
+    let high: BaseConnection[] | null = null
     const deliver = (conn: BaseConnection): void => {
-      if (conn.id !== one && (many === null || !many.has(conn.id))) conn[kDeliver](message)
-    }
-    if (rooms === null) {
-      for (const conn of this.registry.connections.values()) deliver(conn)
-      return
-    }
-    if (rooms.length === 1) {
-      const members = this.registry.rooms.get(rooms[0]!)
-      if (members !== undefined) for (const conn of members) deliver(conn)
-      return
-    }
-    const seen = new Set<BaseConnection>()
-    for (const room of rooms) {
-      const members = this.registry.rooms.get(room)
-      if (members === undefined) continue
-      for (const conn of members) {
-        if (seen.has(conn)) continue
-        seen.add(conn)
-        deliver(conn)
+      if (conn.id !== one && (many === null || !many.has(conn.id)) && conn[kDeliver](message) && isHigh(conn)) {
+        (high ??= []).push(conn)
       }
+    }
+    const size = this.#sizeOf(rooms)
+    if (size <= FANOUT_LARGE && !this.#fanout.busy) {
+      // A room that fits in one slice, with nothing ahead of it: the plain loops, at full speed.
+      if (rooms === null) for (const conn of this.registry.connections.values()) deliver(conn)
+      else if (rooms.length === 1) for (const conn of this.registry.rooms.get(rooms[0]!) ?? NOBODY) deliver(conn)
+      else for (const conn of union(this.registry.rooms, rooms)) deliver(conn)
+      return high === null ? null : pacedAll(high)
+    }
+    const done = this.#fanout.run(this.#members(rooms), size, deliver)
+    if (done === null) return high === null ? null : pacedAll(high)
+    return done.then(() => high === null ? undefined : pacedAll(high))
+  }
+
+  #sizeOf (rooms: string[] | null): number {
+    if (rooms === null) return this.registry.connections.size
+    let size = 0
+    for (const room of rooms) size += this.registry.rooms.get(room)?.size ?? 0
+    return size
+  }
+
+  #members (rooms: string[] | null): Iterator<BaseConnection> {
+    if (rooms === null) return this.registry.connections.values()
+    if (rooms.length === 1) return (this.registry.rooms.get(rooms[0]!) ?? NOBODY).values()
+    return union(this.registry.rooms, rooms)
+  }
+}
+
+const NOBODY: ReadonlySet<BaseConnection> = new Set()
+
+// The members of several rooms, each once.
+function * union (index: Map<string, Set<BaseConnection>>, rooms: string[]): Generator<BaseConnection> {
+  const seen = new Set<BaseConnection>()
+  for (const room of rooms) {
+    const members = index.get(room)
+    if (members === undefined) continue
+    for (const conn of members) {
+      if (seen.has(conn)) continue
+      seen.add(conn)
+      yield conn
     }
   }
 }

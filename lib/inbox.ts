@@ -109,7 +109,7 @@ export class Inbox {
     if (message !== undefined) return Promise.resolve(message)
     if (this.#end !== null) return Promise.reject(this.#error())
     return new Promise((resolve, reject) => {
-      (this.#waiters ??= []).push({ resolve, reject, iterating: false })
+      this.#wait({ resolve, reject, iterating: false })
     })
   }
 
@@ -123,7 +123,7 @@ export class Inbox {
     if (message !== undefined) return Promise.resolve({ value: message, done: false })
     if (this.#end !== null) return Promise.resolve(DONE)
     return new Promise((resolve, reject) => {
-      (this.#waiters ??= []).push({ resolve, reject, iterating: true })
+      this.#wait({ resolve, reject, iterating: true })
     })
   }
 
@@ -153,6 +153,12 @@ export class Inbox {
         else waiter.reject(this.#error())
       }
     }
+  }
+
+  // Most queues only ever have one waiter: a one-slot array, not the backing store a push would grow.
+  #wait (waiter: Waiter): void {
+    if (this.#waiters === null) this.#waiters = [waiter]
+    else this.#waiters.push(waiter)
   }
 
   #error (): Error {

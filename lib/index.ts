@@ -1,5 +1,4 @@
-import fastifyWebsocket from '@fastify/websocket'
-import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Broker } from './broker/broker.js'
 import { MemoryBroker } from './broker/memory.js'
@@ -12,8 +11,10 @@ import { Heartbeat } from './heartbeat.js'
 import { History, MemoryHistoryStore } from './history.js'
 import { Hub } from './hub.js'
 import { MemoryTrackerStore, Tracker } from './presence.js'
+import { installMetrics } from './metrics.js'
 import { resolveOptions, type ResolvedOptions, type WsHubOptions } from './options.js'
 import { createWsRoute, type WsRouteMethod } from './route.js'
+import { setUpWebsocket, socketAdopter } from './websocket-plugin.js'
 
 declare module 'fastify' {
   interface FastifyInstance<RawServer, RawRequest, RawReply, Logger, TypeProvider> {
@@ -83,17 +84,19 @@ const wsHubPlugin: FastifyPluginAsync<WsHubOptions> = async function wsHub (fast
   const hub = new Hub(broker, fastify.log, {
     backpressure: options.backpressure,
     rateLimit: options.rateLimit,
-    requestTimeout: options.requestTimeout
+    requestTimeout: options.requestTimeout,
+    maxRoomsPerConnection: options.maxRoomsPerConnection
   }, { history: createHistory(broker, options), tracker: createTracker(fastify, broker, options) })
   try {
     await hub.start()
+    await installMetrics(fastify, hub, broker, options.metrics)
   } catch (err) {
     await hub.stop()
     throw err
   }
   let heartbeat: Heartbeat | undefined
   fastify.decorate('ws', hub)
-  fastify.decorate('wsRoute', createWsRoute(hub, options.onMessage))
+  fastify.decorate('wsRoute', createWsRoute(hub, options.onMessage, socketAdopter(fastify)))
 
   // Added before @fastify/websocket is registered, so that this hook runs before its own preClose
   // (which closes sockets without a code): clients see 1001 and disconnect() handlers run first.
@@ -105,41 +108,12 @@ const wsHubPlugin: FastifyPluginAsync<WsHubOptions> = async function wsHub (fast
     await hub.stop()
   })
 
-  if (fastify.hasDecorator('websocketServer')) {
-    // The app registered @fastify/websocket itself: reuse it. The ws server reads maxPayload on each
-    // upgrade, so an explicit maxPayload still applies.
-    if (opts?.maxPayload !== undefined) fastify.websocketServer.options.maxPayload = options.maxPayload
-    if (opts?.websocket !== undefined) {
-      fastify.log.warn('fastify-ws-hub: @fastify/websocket is already registered, so the "websocket" option is ignored')
-    }
-  } else {
-    const websocket = options.websocket
-    await fastify.register(fastifyWebsocket, {
-      errorHandler: socketOnError,
-      ...websocket,
-      options: { ...websocket.options, maxPayload: options.maxPayload }
-    })
-  }
+  await setUpWebsocket(fastify, opts, options)
 
   // Added after @fastify/websocket, whose own onRequest hook marks upgrade requests (request.ws).
   const guard = new UpgradeGuard(options)
   if (guard.active) fastify.addHook('onRequest', guard.onRequest)
   if (options.heartbeat !== false) heartbeat = new Heartbeat(fastify.websocketServer, options.heartbeat.interval)
-}
-
-/**
- * Errors emitted by an established socket. A bad frame from the peer (ws has already answered it with
- * the right close code: 1002, 1007, 1009) or a connection reset is the peer's doing, not the server's:
- * it is logged at warn and debug rather than as an error, and the socket is left to finish its close
- * handshake instead of being terminated (which could discard the close frame ws just wrote).
- * The default handler of @fastify/websocket logs every one of them at error level and terminates.
- */
-function socketOnError (error: Error & { code?: string }, _socket: unknown, request: FastifyRequest): void {
-  if (error.code?.startsWith('WS_ERR_') === true) {
-    request.log.warn({ err: { code: error.code, message: error.message } }, 'ws protocol error from the peer')
-  } else {
-    request.log.debug({ err: error }, 'ws socket error')
-  }
 }
 
 /** The fastify-ws-hub plugin. */
@@ -161,14 +135,24 @@ export type {
   RequestEnvelope,
   RequestOp
 } from './broker/broker.js'
-export { BaseConnection, Connection, type Message, type ParamsOf } from './connection.js'
+export { BaseConnection, Connection, type ConnectionState, type Message, type ParamsOf } from './connection.js'
 export * from './errors.js'
 export { WebSocketHandler, type WebSocketHandlerClass } from './handler.js'
-export { Hub, RoomSender, type HubCounters, type HubModules, type HubSettings, type HubStats } from './hub.js'
+export { Hub, RoomSender, type HubCounters, type HubModules, type HubObserver, type HubSettings, type HubStats } from './hub.js'
 export type { HistoryEntry, JoinOptions, JoinResult } from './history.js'
 export type { PresenceDiff, PresenceEntry, PresenceListener, PresenceMeta, PresenceState } from './presence.js'
 export type { BackpressureAction, RateLimitAction, WsHubOptions } from './options.js'
-export type { PathParams, WsHandlerFunction, WsRouteHandler, WsRouteMethod, WsRouteOptions, WsRouteShorthandOptions } from './route.js'
+export type { MetricsOption, MetricsRegistry } from './metrics.js'
+export type {
+  PathParams,
+  SchemaType,
+  WsHandlerFunction,
+  WsRouteGeneric,
+  WsRouteHandler,
+  WsRouteMethod,
+  WsRouteOptions,
+  WsRouteShorthandOptions
+} from './route.js'
 export type { OnMessageHook } from './hooks.js'
 export type { MethodDefinition, MethodHandler, Methods, MethodsRouteOptions } from './methods.js'
 export { MAX_BATCH, RpcErrorCode, type CallOptions } from './rpc.js'

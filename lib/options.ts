@@ -2,6 +2,7 @@ import type { WebsocketPluginOptions } from '@fastify/websocket'
 import type { RedisInput } from './broker/redis.js'
 import { DEFAULT_CLOSE_TIMEOUT, DEFAULTS } from './constants.js'
 import { WSHUB_ERR_INVALID_OPTION } from './errors.js'
+import { metricsOption, type MetricsOption } from './metrics.js'
 import { hooksOf, type OnMessageHook } from './hooks.js'
 import type { HistoryOptions } from './history.js'
 
@@ -23,7 +24,8 @@ export interface WsHubOptions {
   allowedOrigins?: readonly string[] | ((origin: string | undefined) => boolean)
   /**
    * Redis for more than one process: a `redis://` URL, ioredis options, an ioredis client (used, never
-   * closed, by the plugin), or `true` for `app.redis` of `@fastify/redis`.
+   * closed, by the plugin), `true` for `app.redis` of `@fastify/redis`, or a Redis Cluster:
+   * `{ cluster: [{ host, port }, ...], ...ioredis cluster options }` or an ioredis `Cluster`.
    */
   redis?: RedisInput | true
   /** Prefix of Redis keys and channels. Default `'wshub:'`. */
@@ -40,6 +42,8 @@ export interface WsHubOptions {
   maxConnections?: number
   /** At most this many WebSocket connections from one client IP (`request.ip`); more get 429. */
   maxConnectionsPerIp?: number
+  /** At most this many rooms per connection; a join past it rejects with `WSHUB_ERR_TOO_MANY_ROOMS`. Default 10 000. */
+  maxRoomsPerConnection?: number
   /** Passed through to `@fastify/websocket` when the hub registers it. */
   websocket?: WebsocketPluginOptions
   /** Message hooks of every ws route of the app, before the route's own (a function or an array). */
@@ -50,6 +54,12 @@ export interface WsHubOptions {
    * single-room plain-object messages. In Redis with `redis`, in memory otherwise. Default `false` (off).
    */
   history?: false | { size?: number, ttl?: number, stamp?: string }
+  /**
+   * Prometheus metrics (`wshub_...`, with the optional package prom-client): `true` registers them in
+   * fastify-metrics' registry when it is registered, else in prom-client's default registry;
+   * `{ registry }` in that prom-client `Registry`. Off by default.
+   */
+  metrics?: MetricsOption
 }
 
 /** The options with every default filled in. */
@@ -66,15 +76,17 @@ export interface ResolvedOptions {
   rateLimit: false | { max: number, windowMs: number, action: RateLimitAction }
   maxConnections: number
   maxConnectionsPerIp: number
+  maxRoomsPerConnection: number
   websocket: WebsocketPluginOptions
   onMessage: OnMessageHook[]
   history: false | HistoryOptions
+  metrics: MetricsOption
 }
 
 const KNOWN = new Set([
   'maxPayload', 'heartbeat', 'backpressure', 'allowedOrigins', 'redis', 'keyPrefix', 'nodeTtl',
-  'requestTimeout', 'closeTimeout', 'rateLimit', 'maxConnections', 'maxConnectionsPerIp', 'websocket',
-  'onMessage', 'history'
+  'requestTimeout', 'closeTimeout', 'rateLimit', 'maxConnections', 'maxConnectionsPerIp', 'maxRoomsPerConnection', 'websocket',
+  'onMessage', 'history', 'metrics'
 ])
 
 // Options that Fastify's register() itself takes and passes on to every plugin.
@@ -149,6 +161,10 @@ function redis (value: unknown): ResolvedOptions['redis'] {
     fail('redis', 'a URL string, ioredis options, an ioredis client or true', value)
   }
   if (typeof value === 'string' && !/^rediss?:\/\//.test(value)) fail('redis', 'a redis:// or rediss:// URL', value)
+  const client = isPlainObject(value) && typeof value.duplicate === 'function'
+  if (isPlainObject(value) && !client && 'cluster' in value && (!Array.isArray(value.cluster) || value.cluster.length === 0)) {
+    fail('redis.cluster', 'a non-empty list of { host, port } startup nodes', value.cluster)
+  }
   return value as ResolvedOptions['redis']
 }
 
@@ -164,6 +180,8 @@ export function resolveOptions (options: unknown): ResolvedOptions {
   }
   const keyPrefix = options.keyPrefix ?? DEFAULTS.keyPrefix
   if (typeof keyPrefix !== 'string' || keyPrefix.length === 0) fail('keyPrefix', 'a non-empty string', keyPrefix)
+  // A brace in the prefix would take the place of a room's hash tag.
+  if (/[{}]/.test(keyPrefix)) fail('keyPrefix', 'a string without { or } (the room names are the hash tags)', keyPrefix)
   const websocket = options.websocket ?? {}
   if (!isPlainObject(websocket)) fail('websocket', 'an object of @fastify/websocket options', websocket)
   const onMessage = hooksOf(options.onMessage)
@@ -181,8 +199,10 @@ export function resolveOptions (options: unknown): ResolvedOptions {
     rateLimit: rateLimit(options.rateLimit),
     maxConnections: positiveInteger('maxConnections', options.maxConnections, Infinity),
     maxConnectionsPerIp: positiveInteger('maxConnectionsPerIp', options.maxConnectionsPerIp, Infinity),
+    maxRoomsPerConnection: positiveInteger('maxRoomsPerConnection', options.maxRoomsPerConnection, DEFAULTS.maxRoomsPerConnection),
     websocket: websocket as WebsocketPluginOptions,
     onMessage,
-    history: history(options.history)
+    history: history(options.history),
+    metrics: metricsOption(options.metrics)
   }
 }

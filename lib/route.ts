@@ -1,8 +1,10 @@
 import type {
+  ContextConfigDefault,
   FastifyInstance,
+  FastifyRequest,
+  FastifySchema,
   FastifyTypeProvider,
   FastifyTypeProviderDefault,
-  FastifyRequest,
   RawReplyDefaultExpression,
   RawRequestDefaultExpression,
   RawServerDefault,
@@ -29,10 +31,16 @@ export type WsRouteHandler<RouteGeneric extends RouteGenericInterface = RouteGen
 /**
  * Fastify route options a ws route takes: hooks, schemas, config, constraints, ... (they run before the
  * upgrade); and the ws route's message hooks (`onMessage`). `wsRoute` adds the JSON-RPC `methods`
- * (`MethodsRouteOptions`), typed with the app's type provider.
+ * (`MethodsRouteOptions`), typed with the app's type provider. The hooks' `request` is typed by
+ * `RouteGeneric`; `SchemaCompiler` is the route's `schema` and `TypeProvider` the app's type provider,
+ * as in Fastify's own route options.
  */
-export type WsRouteShorthandOptions<RouteGeneric extends RouteGenericInterface = RouteGenericInterface> = Omit<
-  RouteShorthandOptions<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, RouteGeneric>,
+export type WsRouteShorthandOptions<
+  RouteGeneric extends RouteGenericInterface = RouteGenericInterface,
+  SchemaCompiler extends FastifySchema = FastifySchema,
+  TypeProvider extends FastifyTypeProvider = FastifyTypeProviderDefault
+> = Omit<
+  RouteShorthandOptions<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, RouteGeneric, ContextConfigDefault, SchemaCompiler, TypeProvider>,
   'websocket' | 'handler' | 'wsHandler'
 > & {
   /** Message hooks of this route, after the app's: see every incoming message before the handler and the methods. */
@@ -44,11 +52,14 @@ export type WsRouteShorthandOptions<RouteGeneric extends RouteGenericInterface =
  * from its `schema.params`.
  */
 type WithMethods<RouteGeneric extends RouteGenericInterface, Schemas, TypeProvider extends FastifyTypeProvider> =
-  WsRouteShorthandOptions<RouteGeneric> & MethodsRouteOptions<Schemas, TypeProvider, BaseConnection<RouteGeneric>>
+  WsRouteShorthandOptions<RouteGeneric, FastifySchema, TypeProvider> & MethodsRouteOptions<Schemas, TypeProvider, BaseConnection<RouteGeneric>>
 
 /** The object form, `wsRoute({ url, handler, ...options })`. */
-export type WsRouteOptions<RouteGeneric extends RouteGenericInterface = RouteGenericInterface> =
-  WsRouteShorthandOptions<RouteGeneric> & { url: string, handler: WsRouteHandler<RouteGeneric> }
+export type WsRouteOptions<
+  RouteGeneric extends RouteGenericInterface = RouteGenericInterface,
+  SchemaCompiler extends FastifySchema = FastifySchema,
+  TypeProvider extends FastifyTypeProvider = FastifyTypeProviderDefault
+> = WsRouteShorthandOptions<RouteGeneric, SchemaCompiler, TypeProvider> & { url: string, handler: WsRouteHandler<RouteGeneric> }
 
 type Simplify<T> = { [K in keyof T]: T[K] } & {}
 type ParamName<S extends string> = S extends `${infer Name}(${string}` ? Name : S
@@ -69,6 +80,39 @@ export type PathParams<Path extends string> =
   string extends Path ? Record<string, string> : Simplify<SplitParams<Path>>
 
 /**
+ * The type a type provider gives a JSON schema: with `@fastify/type-provider-typebox`, the static type
+ * of a TypeBox schema; `unknown` with Fastify's default provider.
+ */
+export type SchemaType<TypeProvider extends FastifyTypeProvider, Schema> = (TypeProvider & { schema: Schema })['validator']
+
+// One part of the route generic: from the route's schema when the type provider types it, else `Fallback`.
+type FromSchema<TypeProvider extends FastifyTypeProvider, SchemaCompiler, Key extends string, Fallback> =
+  SchemaCompiler extends { readonly [K in Key]: infer Part }
+    ? unknown extends SchemaType<TypeProvider, Part> ? Fallback : SchemaType<TypeProvider, Part>
+    : Fallback
+
+type Flatten<T> = { [K in keyof T]: T[K] }
+// A part of the route generic that the schema types, or nothing (so that Fastify's defaults apply).
+type SchemaPart<TypeProvider extends FastifyTypeProvider, SchemaCompiler, Key extends string, Name extends string> =
+  unknown extends FromSchema<TypeProvider, SchemaCompiler, Key, unknown> ? {} : { [K in Name]: FromSchema<TypeProvider, SchemaCompiler, Key, unknown> }
+
+/**
+ * The route generic of a ws route declared without an explicit one: `Params` from `schema.params` when
+ * the app's type provider types it, else from the path; `Querystring` and `Headers` from
+ * `schema.querystring` and `schema.headers` when the type provider types them (`unknown` otherwise, as
+ * in Fastify). Without a schema, `'/chat/:room'` gives `{ Params: { room: string } }`.
+ */
+export type WsRouteGeneric<
+  Path extends string,
+  SchemaCompiler extends FastifySchema = FastifySchema,
+  TypeProvider extends FastifyTypeProvider = FastifyTypeProviderDefault
+> = Flatten<
+  { Params: FromSchema<TypeProvider, SchemaCompiler, 'params', PathParams<Path>> } &
+  SchemaPart<TypeProvider, SchemaCompiler, 'querystring', 'Querystring'> &
+  SchemaPart<TypeProvider, SchemaCompiler, 'headers', 'Headers'>
+>
+
+/**
  * The default of the explicit-generic forms of `wsRoute`: no handler fits it. Without it, a handler
  * typed for other params than its path has (`{ id }` on `'/book/:bookId'`) would silently pick the
  * route generic from the handler and find `params.id` undefined at run time.
@@ -77,21 +121,45 @@ interface ExplicitRouteGenericRequired extends RouteGenericInterface {
   Params: { readonly 'wsRoute: the handler expects params that the path does not have': never }
 }
 
-/** A class handler declared without a route generic (its params are `unknown`): it fits any path. */
-type UntypedHandlerClass<Class extends WebSocketHandlerClass> =
-  Class & (unknown extends InstanceType<Class>['params'] ? unknown : never)
+/** What a class handler's `connect()` override takes as its params. */
+type ConnectParams<Class extends WebSocketHandlerClass> =
+  Parameters<InstanceType<Class>['connect']> extends [infer Params, ...unknown[]] ? Params : unknown
 
-/** `app.wsRoute`: declares a WebSocket route beside the HTTP ones. */
+/**
+ * A class handler declared without a route generic (its `this.params` are `unknown`): it fits a route
+ * whose params its `connect(params)` override accepts (any route without an override). On a path only
+ * known as `string`, the params cannot be checked and any override fits.
+ */
+type UntypedHandlerClass<Class extends WebSocketHandlerClass, Path extends string, Params> =
+  Class & (unknown extends InstanceType<Class>['params']
+    ? string extends Path ? unknown : [Params] extends [ConnectParams<Class>] ? unknown : never
+    : never)
+
+/**
+ * The route options of the inferred forms of `wsRoute`. `schema` alone decides `SchemaCompiler`; the
+ * hooks' `request` is typed by the route generic resolved from it (so a hook declared apart, typed for
+ * Fastify's defaults, fits as it does on an HTTP route).
+ */
+type InferredRouteOptions<Path extends string, SchemaCompiler extends FastifySchema, TypeProvider extends FastifyTypeProvider, Schemas> =
+  WithMethods<WsRouteGeneric<Path, NoInfer<SchemaCompiler>, TypeProvider>, Schemas, TypeProvider> & { schema?: SchemaCompiler }
+
+/**
+ * `app.wsRoute`: declares a WebSocket route beside the HTTP ones. `TypeProvider` is the app's (see
+ * `withTypeProvider()`): with one, the route's `schema` types `conn.params`, `conn.query`,
+ * `conn.headers` and the hooks' `request`.
+ */
 export interface WsRouteMethod<Instance, TypeProvider extends FastifyTypeProvider = FastifyTypeProviderDefault> {
-  /** A route whose `conn.params` are typed from the path (`'/chat/:room'` gives `{ room: string }`). */
-  <const Path extends string, Schemas = Record<string, unknown>>(
+  /** A route whose `conn.params` are typed from the path (`'/chat/:room'` gives `{ room: string }`) or `schema.params`. */
+  <const Path extends string, const SchemaCompiler extends FastifySchema = FastifySchema, Schemas = Record<string, unknown>>(
     path: Path,
-    handler: WsRouteHandler<{ Params: PathParams<Path> }>,
-    options?: WithMethods<{ Params: PathParams<Path> }, Schemas, TypeProvider>
+    handler: WsRouteHandler<WsRouteGeneric<Path, SchemaCompiler, TypeProvider>>,
+    options?: InferredRouteOptions<Path, SchemaCompiler, TypeProvider, Schemas>
   ): Instance
   /** A class handler declared without a route generic. */
-  <Class extends WebSocketHandlerClass, Schemas = Record<string, unknown>>(
-    path: string, handler: UntypedHandlerClass<Class>, options?: WithMethods<RouteGenericInterface, Schemas, TypeProvider>
+  <const Path extends string, Class extends WebSocketHandlerClass, const SchemaCompiler extends FastifySchema = FastifySchema, Schemas = Record<string, unknown>>(
+    path: Path,
+    handler: UntypedHandlerClass<Class, Path, WsRouteGeneric<Path, SchemaCompiler, TypeProvider>['Params']>,
+    options?: InferredRouteOptions<Path, SchemaCompiler, TypeProvider, Schemas>
   ): Instance
   /** A route typed by an explicit route generic (`{ Params, Querystring, Headers }`). */
   <RouteGeneric extends RouteGenericInterface = ExplicitRouteGenericRequired, Schemas = Record<string, unknown>>(
@@ -99,13 +167,15 @@ export interface WsRouteMethod<Instance, TypeProvider extends FastifyTypeProvide
     handler: WsRouteHandler<NoInfer<RouteGeneric>>,
     options?: WithMethods<NoInfer<RouteGeneric>, Schemas, TypeProvider>
   ): Instance
-  /** The object form, typed from `url`. */
-  <const Path extends string, Schemas = Record<string, unknown>>(
-    options: WithMethods<{ Params: PathParams<Path> }, Schemas, TypeProvider> & { url: Path, handler: WsRouteHandler<{ Params: PathParams<Path> }> }
+  /** The object form, typed from `url` (or `schema.params`). */
+  <const Path extends string, const SchemaCompiler extends FastifySchema = FastifySchema, Schemas = Record<string, unknown>>(
+    options: InferredRouteOptions<Path, SchemaCompiler, TypeProvider, Schemas> &
+      { url: Path, handler: WsRouteHandler<WsRouteGeneric<Path, SchemaCompiler, TypeProvider>> }
   ): Instance
   /** The object form with a class handler declared without a route generic. */
-  <Class extends WebSocketHandlerClass, Schemas = Record<string, unknown>>(
-    options: WithMethods<RouteGenericInterface, Schemas, TypeProvider> & { url: string, handler: UntypedHandlerClass<Class> }
+  <const Path extends string, Class extends WebSocketHandlerClass, const SchemaCompiler extends FastifySchema = FastifySchema, Schemas = Record<string, unknown>>(
+    options: InferredRouteOptions<Path, SchemaCompiler, TypeProvider, Schemas> &
+      { url: Path, handler: UntypedHandlerClass<Class, Path, WsRouteGeneric<Path, SchemaCompiler, TypeProvider>['Params']> }
   ): Instance
   /** The object form, typed by an explicit route generic. */
   <RouteGeneric extends RouteGenericInterface = ExplicitRouteGenericRequired, Schemas = Record<string, unknown>>(
@@ -205,7 +275,7 @@ function compileHandler (hub: Hub, url: string, handler: unknown, wiring: Intake
  * called on, so an encapsulated plugin's prefix, hooks and schemas apply, and hooks run before the
  * upgrade (a hook that replies refuses the handshake with that reply).
  */
-export function createWsRoute (hub: Hub, appHooks: readonly OnMessageHook[] = []): WsRouteMethod<FastifyInstance> {
+export function createWsRoute (hub: Hub, appHooks: readonly OnMessageHook[] = [], adopt?: (socket: WebSocket, request: FastifyRequest) => void): WsRouteMethod<FastifyInstance> {
   return function wsRoute (this: FastifyInstance, pathOrOptions: unknown, handler?: unknown, options?: unknown): FastifyInstance {
     let routeOptions: Record<string, unknown>
     if (typeof pathOrOptions === 'string') {
@@ -225,7 +295,8 @@ export function createWsRoute (hub: Hub, appHooks: readonly OnMessageHook[] = []
     if (routeHooks === null) throw new WSHUB_ERR_INVALID_HANDLER(url, 'onMessage must be a function or an array of functions')
     const hooks = [...appHooks, ...routeHooks]
     const wiring = rpc === null && hooks.length === 0 ? null : { hooks, rpc }
-    const start = compileHandler(hub, url, routeOptions.handler, wiring)
+    const compiled = compileHandler(hub, url, routeOptions.handler, wiring)
+    const start: Start = adopt === undefined ? compiled : (socket, request) => { adopt(socket, request); compiled(socket, request) }
     if (rpc !== null) {
       const instance = this
       this.addHook('onReady', function compileMethodSchemas (done) {

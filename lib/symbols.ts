@@ -31,3 +31,5 @@ export const kSetIntake = Symbol('fastify-ws-hub.setIntake')
 export const kReceive = Symbol('fastify-ws-hub.receive')
 /** A connection's hand-over from history replay to live delivery, per room (created on first use). */
 export const kRecovery = Symbol('fastify-ws-hub.recovery')
+/** Handles the peer's close frame, before the socket has closed. */
+export const kOnPeerClose = Symbol('fastify-ws-hub.onPeerClose')

@@ -3,7 +3,9 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { Redis } from 'ioredis'
-import { RedisBroker } from '../dist/lib/index.js'
+import { Hub, RedisBroker } from '../dist/lib/index.js'
+import { encode } from '../dist/lib/broker/codec.js'
+import { kDeliver } from '../dist/lib/symbols.js'
 import { brokerSuite } from './broker-suite.js'
 import { recordingLog, until } from './helpers.js'
 import { freePort, redisForFile, RedisServer } from './redis-server.js'
@@ -118,7 +120,7 @@ describe('RedisBroker', () => {
     await until(async () => await subscribers() === 0, 2000, 'the subscriber connection to close')
   })
 
-  test('an ioredis keyPrefix on the app\'s client applies neither to the channels nor to the keys', async t => {
+  test('an ioredis keyPrefix on the app\'s client applies to every key (in front of ours), not to the channels', async t => {
     const client = new Redis(redis.url, { keyPrefix: 'app:' })
     t.after(() => client.quit())
     const keyPrefix = uniquePrefix()
@@ -132,7 +134,7 @@ describe('RedisBroker', () => {
     const raw = new Redis(redis.url)
     t.after(() => raw.disconnect())
     assert.deepEqual((await raw.keys(`*${keyPrefix}*`)).sort(), [
-      `${keyPrefix}alive#node1`, `${keyPrefix}members#node1#r`, `${keyPrefix}nodes`, `${keyPrefix}room#r`, `${keyPrefix}rooms#node1`
+      `app:${keyPrefix}members#{r}#node1`, `app:${keyPrefix}node#{node1}#rooms`, `app:${keyPrefix}nodes`, `app:${keyPrefix}nodes#{r}`
     ])
   })
 
@@ -212,5 +214,34 @@ describe('RedisBroker when Redis goes away and comes back', () => {
       ['warn', 'fastify-ws-hub: lost the connection to Redis; local delivery goes on, cross-node delivery and calls fail until it is back'],
       ['info', 'fastify-ws-hub: Redis connection is back; cross-node delivery resumes']
     ])
+  })
+})
+
+describe('RedisBroker for a module that publishes to a room itself (a script that appends and publishes)', () => {
+  test('client, sharded and channelOf name what to publish on; flush sends what is queued first', async t => {
+    const client = new Redis(redis.url)
+    t.after(() => client.quit())
+    const keyPrefix = uniquePrefix()
+    const b = await broker(t, { keyPrefix }, client)
+    assert.equal(b.client, client)
+    assert.equal(b.sharded, false)
+    assert.equal(b.channelOf('lobby'), `${keyPrefix}room#{lobby}`)
+    assert.equal(b.channelOf('}x'), `${keyPrefix}room@{@}}x`)
+
+    const receiver = await broker(t, { keyPrefix })
+    const hub = new Hub(receiver, { warn () {}, debug () {} })
+    await hub.start()
+    t.after(() => hub.stop())
+    const got = []
+    const member = { id: hub.newId(), [kDeliver]: message => { got.push(message.payload.toString()); return true } }
+    hub.registry.add(member)
+    await hub.joinLocal(member, 'lobby')
+    // Queued for the end of the turn, then sent at once by flush(), before the module's own PUBLISH.
+    await b.publish('room#{lobby}', { origin: 'other', type: 'rooms', rooms: ['lobby'], binary: false, payload: Buffer.from('first') })
+    b.flush()
+    const envelope = encode({ origin: 'other', type: 'rooms', rooms: ['lobby'], binary: false, payload: Buffer.from('second') })
+    assert.equal(await client.publish(b.channelOf('lobby'), envelope), 1)
+    await until(() => got.length === 2)
+    assert.deepEqual(got, ['first', 'second'])
   })
 })

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { Hub, MemoryBroker, MemoryBus } from '../dist/lib/index.js'
 import { BROADCAST_CHANNEL } from '../dist/lib/hub.js'
+import { roomChannel } from '../dist/lib/broker/keys.js'
 import { kDeliver } from '../dist/lib/symbols.js'
 import { brokerSuite } from './broker-suite.js'
 
@@ -52,35 +53,42 @@ describe('hubs over one bus', () => {
     return { hub, received, members }
   }
 
-  test('a hub publishes room broadcasts and sendAll on the broadcast channel, once, with its origin', async () => {
+  test('a hub publishes a room message once on each target room\'s channel, and sendAll on the broadcast channel, with its origin', async () => {
     const bus = new MemoryBus()
     const { hub } = await node(bus, {})
     const listener = new MemoryBroker(bus)
-    const seen = []
-    await listener.subscribe(BROADCAST_CHANNEL, e => seen.push(e))
+    const seen = { all: [], r: [], s: [] }
+    await listener.subscribe(BROADCAST_CHANNEL, e => seen.all.push(e))
+    await listener.subscribe(roomChannel('r'), e => seen.r.push(e))
+    await listener.subscribe(roomChannel('s'), e => seen.s.push(e))
     await hub.to(['r', 's']).except('someone').send({ hello: 1 })
     await hub.sendAll(Buffer.from([1, 2]))
     await tick()
-    assert.equal(seen.length, 2)
-    assert.deepEqual(seen[0], {
+    const envelope = {
       origin: hub.nodeId, type: 'rooms', rooms: ['r', 's'], except: ['someone'], binary: false, payload: Buffer.from('{"hello":1}')
-    })
-    assert.deepEqual(seen[1], { origin: hub.nodeId, type: 'all', binary: true, payload: Buffer.from([1, 2]) })
+    }
+    assert.deepEqual(seen.r, [envelope])
+    assert.deepEqual(seen.s, [envelope])
+    assert.deepEqual(seen.all, [{ origin: hub.nodeId, type: 'all', binary: true, payload: Buffer.from([1, 2]) }])
     await hub.stop()
     await listener.close()
   })
 
-  test('a module event about a room reaches the listener of its topic on the other hubs, not the publisher', async () => {
+  test('a module event about a room reaches the listener of its topic on the other hubs with members of the room, not the publisher', async () => {
     const bus = new MemoryBus()
-    const a = await node(bus, {})
-    const b = await node(bus, {})
-    const seen = { a: [], b: [], other: [] }
+    const a = await node(bus, { a1: ['lobby'] })
+    const b = await node(bus, { b1: ['lobby'] })
+    const c = await node(bus, { c1: ['elsewhere'] })
+    const seen = { a: [], b: [], c: [], other: [] }
     a.hub.onEvent('presence', (room, payload, origin) => seen.a.push([room, payload.toString(), origin]))
     b.hub.onEvent('presence', (room, payload, origin) => seen.b.push([room, payload.toString(), origin]))
+    c.hub.onEvent('presence', (room, payload, origin) => seen.c.push([room, payload.toString(), origin]))
     b.hub.onEvent('other', () => seen.other.push('x'))
     await a.hub.publishEvent('presence', 'lobby', Buffer.from('diff'))
     await tick()
-    assert.deepEqual(seen, { a: [], b: [['lobby', 'diff', a.hub.nodeId]], other: [] })
+    assert.deepEqual(seen, { a: [], b: [['lobby', 'diff', a.hub.nodeId]], c: [], other: [] })
+    assert.equal(c.hub.routing().received, 0, 'a hub with no member of the room gets nothing')
+    await c.hub.stop()
     await a.hub.stop()
     await assert.rejects(a.hub.publishEvent('presence', 'lobby', Buffer.from('late')), { code: 'WSHUB_ERR_BROKER_CLOSED' })
     await b.hub.stop()

@@ -304,3 +304,18 @@ describe('promises everywhere', () => {
     await Promise.all(Object.values(calls))
   })
 })
+
+describe('maxRoomsPerConnection', () => {
+  test('a join past it rejects with WSHUB_ERR_TOO_MANY_ROOMS; the rooms already joined, and leaving, still work', async t => {
+    const { app, conns, open } = await setup(t, { maxRoomsPerConnection: 3 })
+    await open('ann', 'a,b,c')
+    const ann = conns.get('ann')
+    await assert.rejects(ann.join('d'), { code: 'WSHUB_ERR_TOO_MANY_ROOMS', message: `Connection ${ann.id} is in 3 rooms already (maxRoomsPerConnection)` })
+    await assert.rejects(app.ws.join(ann.id, 'd'), { code: 'WSHUB_ERR_TOO_MANY_ROOMS' })
+    await ann.join('a') // already in it
+    assert.deepEqual((await app.ws.rooms()).sort(), ['a', 'b', 'c'])
+    await ann.leave('a')
+    await ann.join('d')
+    assert.deepEqual((await app.ws.rooms()).sort(), ['b', 'c', 'd'])
+  })
+})

@@ -85,6 +85,10 @@ describe('option validation', () => {
     [{ rateLimit: { max: 5, action: 'ban' } }, 'rateLimit.action'],
     [{ maxConnections: 0 }, 'maxConnections'],
     [{ maxConnectionsPerIp: '10' }, 'maxConnectionsPerIp'],
+    [{ maxRoomsPerConnection: 0 }, 'maxRoomsPerConnection'],
+    [{ keyPrefix: 'app{1}:' }, 'keyPrefix'],
+    [{ redis: { cluster: [] } }, 'redis.cluster'],
+    [{ redis: { cluster: 'host:7000' } }, 'redis.cluster'],
     [{ maxPayLoad: 10 }, 'maxPayLoad']
   ]
   for (const [options, name] of cases) {

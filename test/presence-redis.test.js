@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import Fastify from 'fastify'
+import { Redis } from 'ioredis'
 import wsHub, { Hub, RedisBroker } from '../dist/lib/index.js'
 import { kDeliver } from '../dist/lib/symbols.js'
 import { recordingLog, sleep, until } from './helpers.js'
@@ -49,7 +50,7 @@ test('a node that finds its liveness mark gone (Redis lost its keys) writes its 
   await until(async () => await a.hub.roomSize('big') === count, 3000, 'the presence to be written again')
   assert.equal(await a.hub.roomSize('small'), 1)
   assert.deepEqual((await a.hub.rooms()).sort(), ['big', 'small'])
-  assert.equal(await inspect.exists(`${a.keyPrefix}alive#${a.hub.nodeId}`), 1)
+  await until(async () => await inspect.zscore(`${a.keyPrefix}nodes`, a.hub.nodeId) !== null, 2000, 'the node to be marked alive again')
 })
 
 test('Redis refusing writes (a read-only replica): warned once, local rooms unaffected, presence written again once it accepts them', async t => {
@@ -111,4 +112,54 @@ test('registration fails when Redis refuses to record the node, and leaves no co
   await app.close()
   assert.deepEqual(await inspect.keys('refused:*'), [])
   await until(async () => (await inspect.client('LIST')).trim().split('\n').length === clientsBefore, 2000, 'its connections to close')
+})
+
+test('app.close() while Redis hangs (CLIENT PAUSE) leaves keys behind that the other nodes remove once its liveness mark expires', async t => {
+  const keyPrefix = `presence-test-${++prefixes}:`
+  const a = await node(t, { keyPrefix, requestTimeout: 300, nodeTtl: 600 })
+  const b = await node(t, { keyPrefix, requestTimeout: 300, nodeTtl: 600 })
+  for (let i = 0; i < 300; i++) a.add([`stalled${i}`, 'shared'])
+  b.add(['shared'])
+  await until(async () => await a.hub.roomSize('shared') === 301, 2000, 'the joins to be recorded')
+  await inspect.call('CLIENT', 'PAUSE', '1000', 'ALL')
+  t.after(() => inspect.call('CLIENT', 'UNPAUSE'))
+  await a.hub.stop()
+  const warning = a.lines.find(line => line.level === 'warn')
+  assert.equal(warning?.msg, 'fastify-ws-hub: could not remove this node\'s keys from Redis; the other nodes remove them once its liveness mark expires')
+  await until(async () => (await inspect.keys(`${keyPrefix}*${a.hub.nodeId}*`)).length === 0, 5000, 'the keys of the stopped node to be removed')
+  await until(async () => await inspect.zscore(`${keyPrefix}nodes`, a.hub.nodeId) === null, 2000, 'the stopped node to be forgotten')
+  assert.deepEqual(await inspect.hkeys(`${keyPrefix}nodes#{shared}`), [b.hub.nodeId])
+  assert.deepEqual((await inspect.keys(`${keyPrefix}*`)).sort(), [`${keyPrefix}members#{shared}#${b.hub.nodeId}`, `${keyPrefix}node#{${b.hub.nodeId}}#rooms`, `${keyPrefix}nodes`, `${keyPrefix}nodes#{shared}`])
+  assert.equal(await b.hub.roomSize('shared'), 1)
+})
+
+test('Redis dropping the subscriber for its pub/sub output buffer is logged once, at warn, with the limit to tune; delivery resumes', async t => {
+  const [, limit] = await inspect.config('GET', 'client-output-buffer-limit')
+  await inspect.config('SET', 'client-output-buffer-limit', 'pubsub 1mb 512kb 1')
+  t.after(() => inspect.config('SET', 'client-output-buffer-limit', limit))
+  const keyPrefix = `presence-test-${++prefixes}:`
+  const a = await node(t, { keyPrefix })
+  const member = a.add(['flood'])
+  await a.hub.joinLocal(member, 'flood')
+  const raw = new Redis(redis.url)
+  t.after(() => raw.disconnect())
+  await raw.ping()
+  // 24 MB for a's subscriber while this process (and so a's subscriber) reads nothing for 1.5 s.
+  const flood = raw.eval('for i = 1, 2400 do redis.call(\'publish\', KEYS[1], ARGV[1]) end return 1', 1,
+    `${keyPrefix}room#{flood}`, 'x'.repeat(10_000))
+  const until1500 = Date.now() + 1500
+  while (Date.now() < until1500) { /* block the event loop */ }
+  await flood
+  await until(() => a.lines.some(line => line.level === 'warn'), 5000, 'the drop to be logged')
+  await until(() => a.lines.some(line => line.level === 'info'), 5000, 'the subscriber to be back')
+  const above = a.lines.filter(line => line.level !== 'debug').map(line => [line.level, line.msg])
+  assert.equal(above.length, 2, JSON.stringify(above))
+  assert.equal(above[0][0], 'warn')
+  assert.match(above[0][1], /Redis closed the subscriber connection .*client-output-buffer-limit pubsub.*messages published to this node meanwhile are lost/)
+  assert.deepEqual(above[1], ['info', 'fastify-ws-hub: Redis connection is back; cross-node delivery resumes'])
+  const b = await node(t, { keyPrefix })
+  await until(async () => {
+    await b.hub.to('flood').send('again')
+    return a.received.get(member.id).includes('again')
+  }, 3000, 'the room channel to be subscribed again')
 })

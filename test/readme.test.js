@@ -1,7 +1,9 @@
 // Every code sample in the README compiles against the package's published types, so none can rot.
-// A ```ts or ```js block is type-checked with the project's strict settings; a block without imports gets
-// a prelude (an app with the hub registered, and the names the README's fragments use). Blocks in other
-// languages (sh, text, mermaid) are prose.
+// A ```ts or ```js block is type-checked (by TypeScript 7, the native compiler: the type tests cover the
+// declared version too) with the project's strict settings plus noImplicitOverride, as a
+// careful user would compile it. A sample imports every name it takes from a package; one that does not
+// build its own `app` gets one (Fastify with the hub registered), and the few functions of the user's own
+// that fragments refer to are declared. Blocks in other languages (sh, text, mermaid) are prose.
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -10,15 +12,14 @@ import { test } from 'node:test'
 const root = new URL('../', import.meta.url)
 const dir = new URL('.readme-check/', root)
 
-const PRELUDE = `import Fastify from 'fastify'
-import type { FastifyReply, FastifyRequest } from 'fastify'
-import wsHub, { WebSocketHandler, WebSocketDisconnect, CloseCode } from 'fastify-ws-hub'
-import type { Connection } from 'fastify-ws-hub'
-const app = Fastify({ logger: true })
-await app.register(wsHub)
-declare function authenticate (request: FastifyRequest, reply: FastifyReply): Promise<void>
-declare function rateLimitByIp (request: FastifyRequest, reply: FastifyReply): Promise<void>
-declare const handler: (conn: Connection) => Promise<void>
+const APP = `import readmeFastify from 'fastify'
+import readmeWsHub from 'fastify-ws-hub'
+const app = readmeFastify({ logger: true })
+await app.register(readmeWsHub)
+`
+const HELPERS = `declare function authenticate (request: import('fastify').FastifyRequest, reply: import('fastify').FastifyReply): Promise<void>
+declare function rateLimitByIp (request: import('fastify').FastifyRequest, reply: import('fastify').FastifyReply): Promise<void>
+declare const handler: (conn: import('fastify-ws-hub').Connection) => Promise<void>
 declare const QuerySchema: object
 export {}
 `
@@ -45,17 +46,18 @@ test('every ts/js code sample in the README type-checks against the package', ()
   mkdirSync(dir)
   const files = blocks.map(({ line, code }) => {
     const name = `readme-line-${line}.mts`
-    writeFileSync(new URL(name, dir), /^import /m.test(code) ? `${code}\nexport {}\n` : PRELUDE + code + '\n')
+    const ownApp = /^(const|let) app\b/m.test(code)
+    writeFileSync(new URL(name, dir), (ownApp ? '' : APP) + HELPERS + code + '\n')
     return name
   })
   writeFileSync(new URL('tsconfig.json', dir), JSON.stringify({
     extends: '../tsconfig.json',
-    compilerOptions: { noEmit: true, noImplicitOverride: false, noUnusedLocals: false, noUnusedParameters: false, declaration: false, declarationMap: false, sourceMap: false, rootDir: '..' },
+    compilerOptions: { noEmit: true, noImplicitOverride: true, noUnusedLocals: false, noUnusedParameters: false, declaration: false, declarationMap: false, sourceMap: false, rootDir: '..' },
     include: files
   }))
   let output = ''
   try {
-    execFileSync(process.execPath, [new URL('node_modules/typescript/bin/tsc', root).pathname, '-p', new URL('tsconfig.json', dir).pathname], {
+    execFileSync(process.execPath, [new URL('node_modules/typescript-7/bin/tsc', root).pathname, '-p', new URL('tsconfig.json', dir).pathname], {
       cwd: root.pathname, encoding: 'utf8'
     })
   } catch (err) {

@@ -49,8 +49,13 @@ async function waitForPong (port, ms) {
  * `restart()` starts it again on the same port (empty: there is no persistence).
  */
 export class RedisServer {
-  constructor (port) {
+  /**
+   * @param port - the port to listen on
+   * @param args - more redis-server arguments (a cluster node's, say)
+   */
+  constructor (port, args = []) {
     this.port = port
+    this.args = args
     this.url = `redis://127.0.0.1:${port}`
     this.process = null
     this.output = ''
@@ -60,7 +65,7 @@ export class RedisServer {
     requireRedisServer()
     const child = spawn('redis-server', [
       '--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-      '--protected-mode', 'no', '--loglevel', 'warning'
+      '--protected-mode', 'no', '--loglevel', 'warning', ...this.args
     ], { stdio: ['ignore', 'pipe', 'pipe'] })
     child.stdout.on('data', chunk => { this.output += chunk })
     child.stderr.on('data', chunk => { this.output += chunk })

@@ -51,7 +51,7 @@ describe('the forms of the redis option', () => {
     const a = await node(t, { redis: { host: '127.0.0.1', port: redis.port }, keyPrefix })
     const onA = await member(t, a, 'r')
     assert.equal(await a.ws.roomSize('r'), 1)
-    assert.deepEqual(await inspect.smembers(`${keyPrefix}members#${a.ws.nodeId}#r`), [onA.id])
+    assert.deepEqual(await inspect.smembers(`${keyPrefix}members#{r}#${a.ws.nodeId}`), [onA.id])
   })
 
   test('a client of the app: used, and still open after app.close()', async t => {
@@ -61,10 +61,10 @@ describe('the forms of the redis option', () => {
     const app = Fastify()
     await app.register(wsHub, { redis: client, keyPrefix })
     await app.ready()
-    assert.equal(await inspect.exists(`${keyPrefix}alive#${app.ws.nodeId}`), 1)
+    assert.notEqual(await inspect.zscore(`${keyPrefix}nodes`, app.ws.nodeId), null)
     await app.close()
     assert.equal(client.status, 'ready')
-    assert.equal(await inspect.exists(`${keyPrefix}alive#${app.ws.nodeId}`), 0, 'its keys are removed')
+    assert.equal(await inspect.zscore(`${keyPrefix}nodes`, app.ws.nodeId), null, 'its keys are removed')
   })
 
   test('true: app.redis of @fastify/redis, registered first; the keys are removed before @fastify/redis closes it', async t => {
@@ -147,6 +147,10 @@ describe('the hub when Redis goes away and comes back', () => {
     // A member joins while Redis is away: it is recorded when Redis is back.
     const lateOnA = await member(t, a, 'r')
     assert.equal(await onB.silent(50), true)
+    // A join of a room new to the node does not wait for Redis either; it is subscribed when Redis is back.
+    const joinedAt = Date.now()
+    const newRoom = await member(t, a, 'new-room')
+    assert.ok(Date.now() - joinedAt < 500, `joined within ${Date.now() - joinedAt} ms`)
 
     // Reconnection attempts go on meanwhile; the log says it once.
     await new Promise(resolve => setTimeout(resolve, 1200))
@@ -156,6 +160,10 @@ describe('the hub when Redis goes away and comes back', () => {
       return onB.messages.includes('resumed')
     }, 5000, 'cross-node delivery to resume')
     assert.equal(await a.ws.send(onB.id, 'direct again'), true)
+    await until(async () => {
+      await b.ws.to('new-room').send('to the new room')
+      return newRoom.messages.includes('to the new room')
+    }, 3000, 'the room joined while Redis was away to be subscribed')
     await until(async () => await b.ws.roomSize('r') === 3, 3000, 'the nodes to write their presence again')
     assert.deepEqual((await b.ws.members('r')).sort(), [onA.id, onB.id, lateOnA.id].sort())
 

@@ -4,9 +4,12 @@ import Fastify, {
   type FastifyPluginAsync,
   type FastifyReply,
   type FastifyRequest,
-  type FastifyTypeProvider
+  type FastifyTypeProvider,
+  type FastifyTypeProviderDefault
 } from 'fastify'
-import { Redis } from 'ioredis'
+import { type FastifyPluginAsyncTypebox, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
+import { Cluster, Redis } from 'ioredis'
 import type { IncomingHttpHeaders } from 'node:http'
 import { describe, expect, test } from 'tstyche'
 import wsHub, {
@@ -17,10 +20,13 @@ import wsHub, {
   WSHUB_ERR_BROKER_CLOSED,
   WSHUB_ERR_INVALID_ENVELOPE,
   WSHUB_ERR_INVALID_ARGUMENT,
+  WSHUB_ERR_TOO_MANY_ROOMS,
   WSHUB_ERR_REDIS_UNAVAILABLE,
   WSHUB_ERR_REQUEST_TIMEOUT,
   WSHUB_ERR_CONNECTION_CLOSED,
   WSHUB_ERR_HANDLER_CONSTRUCTED,
+  WSHUB_ERR_MISSING_PACKAGE,
+  WSHUB_ERR_WEBSOCKET_REGISTERED_AFTER,
   WSHUB_ERR_INVALID_HANDLER,
   WSHUB_ERR_INVALID_JSON,
   WSHUB_ERR_INVALID_OPTION,
@@ -40,6 +46,8 @@ import wsHub, {
   RedisBroker,
   type RequestOp,
   type Connection,
+  type ConnectionState,
+  type SchemaType,
   type Hub,
   type HubStats,
   type HistoryEntry,
@@ -92,6 +100,9 @@ describe('registering', () => {
     expect(app.register).type.toBeCallableWith(wsHub, { redis: true })
     expect(app.register).type.toBeCallableWith(wsHub, { redis: { host: '127.0.0.1', port: 6379 } })
     expect(app.register).type.toBeCallableWith(wsHub, { redis: new Redis({ lazyConnect: true }) })
+    expect(app.register).type.toBeCallableWith(wsHub, { redis: { cluster: [{ host: '127.0.0.1', port: 7000 }], scaleReads: 'master' } })
+    expect(app.register).type.toBeCallableWith(wsHub, { redis: new Cluster([{ host: '127.0.0.1', port: 7000 }], { lazyConnect: true }) })
+    expect(app.register).type.toBeCallableWith(wsHub, { maxRoomsPerConnection: 100 })
     expect(app.register).type.toBeCallableWith(wsHub, { prefix: '/ws', logLevel: 'warn' })
   })
 
@@ -208,6 +219,10 @@ describe('app.ws: the hub', () => {
     expect(app.ws.size).type.toBe<number>()
     // @ts-expect-error Cannot assign to 'size' because it is a read-only property -- a getter
     app.ws.size = 0
+  })
+
+  test('routing() gives the counts of this node\'s per-room routing', () => {
+    expect(app.ws.routing()).type.toBe<{ channels: number, received: number, idle: number }>()
   })
 
   test('stats() gives this node\'s figures synchronously', () => {
@@ -410,7 +425,7 @@ describe('the connection', () => {
       expect(conn.path).type.toBe<string>()
       expect(conn.ip).type.toBe<string>()
       expect(conn.protocol).type.toBe<string>()
-      expect(conn.state).type.toBe<Record<string, unknown>>()
+      expect(conn.state).type.toBe<ConnectionState>()
       expect(conn.hub).type.toBe<Hub>()
       expect(conn.accepted).type.toBe<boolean>()
       expect(conn.closed).type.toBe<boolean>()
@@ -660,11 +675,146 @@ describe('WebSocketHandler: class handlers', () => {
   })
 })
 
+describe('a class handler\'s connect(params) must fit its path', () => {
+  test('a class without a route generic whose connect() takes other params than the path has is rejected', () => {
+    class BookSocket extends WebSocketHandler {
+      override async connect (params: { id: string }) {
+        await this.send(params.id)
+      }
+    }
+    expect(app.wsRoute).type.toBeCallableWith('/b/:id', BookSocket)
+    expect(app.wsRoute).type.toBeCallableWith({ url: '/b/:id', handler: BookSocket })
+    // at run time params.id would be undefined: the path names the param bookId
+    expect(app.wsRoute).type.not.toBeCallableWith('/b/:bookId', BookSocket)
+    expect(app.wsRoute).type.not.toBeCallableWith({ url: '/b/:bookId', handler: BookSocket })
+  })
+
+  test('connect() may take fewer params than the path has, or none', () => {
+    class Loose extends WebSocketHandler {
+      override async connect (params: { id?: string }) {
+        if (params.id !== undefined) await this.accept()
+      }
+    }
+    class NoParams extends WebSocketHandler {
+      override connect () {}
+    }
+    expect(app.wsRoute).type.toBeCallableWith('/b/:id/:page', Loose)
+    expect(app.wsRoute).type.toBeCallableWith('/b/:bookId', NoParams)
+  })
+
+  test('on a path only known as string the params cannot be checked: any connect(params) fits', () => {
+    class BookSocket extends WebSocketHandler {
+      override async connect (params: { id: string }) { await this.send(params.id) }
+    }
+    const path: string = '/b/:bookId'
+    expect(app.wsRoute).type.toBeCallableWith(path, BookSocket)
+  })
+})
+
+describe('the app\'s type provider', () => {
+  const typed = Fastify().withTypeProvider<TypeBoxTypeProvider>()
+  const Params = Type.Object({ bookId: Type.String() })
+  const Query = Type.Object({ token: Type.String(), page: Type.Optional(Type.Number()) })
+  const Headers = Type.Object({ 'x-tenant': Type.String() })
+
+  test('schema.params, querystring and headers type conn.params, conn.query and conn.headers', () => {
+    typed.wsRoute('/b/:bookId', (conn) => {
+      expect(conn.params).type.toBe<{ bookId: string }>()
+      expect(conn.query).type.toBe<{ token: string, page?: number }>()
+      expect(conn.headers['x-tenant']).type.toBe<string>()
+      expect(conn.request.query.token).type.toBe<string>()
+    }, { schema: { params: Params, querystring: Query, headers: Headers } })
+  })
+
+  test('the hooks\' request is typed the same', () => {
+    typed.wsRoute('/b/:bookId', (conn) => {
+      expect(conn.query.token).type.toBe<string>()
+    }, {
+      schema: { querystring: Query },
+      preValidation: async (request) => {
+        expect(request.query).type.toBe<{ token: string, page?: number }>()
+        expect(request.params).type.toBe<{ bookId: string }>()
+      },
+      onRequest: [authenticate]
+    })
+  })
+
+  test('the object form', () => {
+    typed.wsRoute({
+      url: '/b/:bookId',
+      schema: { querystring: Query },
+      handler: (conn) => {
+        expect(conn.query.page).type.toBe<number | undefined>()
+        expect(conn.params).type.toBe<{ bookId: string }>()
+      },
+      preHandler: async (request) => {
+        expect(request.query.token).type.toBe<string>()
+      }
+    })
+  })
+
+  test('without schema.params the path types the params; without a querystring schema the query is unknown', () => {
+    typed.wsRoute('/room/:room', (conn) => {
+      expect(conn.params).type.toBe<{ room: string }>()
+      expect(conn.query).type.toBe<unknown>()
+    })
+  })
+
+  test('a class handler typed for the schema\'s query fits; one typed for another does not', () => {
+    class Reader extends WebSocketHandler<{ Params: { bookId: string }, Querystring: { token: string, page?: number } }> {
+      override async connect (params: { bookId: string }) {
+        if (this.query.token !== '') await this.send(params.bookId)
+      }
+    }
+    class Other extends WebSocketHandler<{ Params: { bookId: string }, Querystring: { other: boolean } }> {}
+    expect(typed.wsRoute).type.toBeCallableWith('/b/:bookId', Reader, { schema: { querystring: Query } })
+    expect(typed.wsRoute).type.not.toBeCallableWith('/b/:bookId', Other, { schema: { querystring: Query } })
+  })
+
+  test('inside a plugin that keeps the type provider', () => {
+    const plugin: FastifyPluginAsyncTypebox = async (instance) => {
+      instance.wsRoute('/b/:bookId', (conn) => {
+        expect(conn.query.token).type.toBe<string>()
+      }, { schema: { querystring: Query } })
+    }
+    expect(typed.register).type.toBeCallableWith(plugin)
+  })
+
+  test('SchemaType is what the type provider makes of a schema', () => {
+    expect<SchemaType<TypeBoxTypeProvider, typeof Params>>().type.toBe<{ bookId: string }>()
+    expect<SchemaType<FastifyTypeProviderDefault, typeof Params>>().type.toBe<unknown>()
+  })
+})
+
+describe('typed connections from the hub', () => {
+  class ChatSocket extends WebSocketHandler<{ Params: { room: string } }> {
+    nick = 'anonymous'
+  }
+
+  test('app.ws.get<T>(id) names the class', () => {
+    expect(app.ws.get('id')).type.toBe<BaseConnection | undefined>()
+    expect(app.ws.get<ChatSocket>('id')).type.toBe<ChatSocket | undefined>()
+    expect(app.ws.get<ChatSocket>('id')?.nick).type.toBe<string | undefined>()
+    expect(app.ws.get<Connection<{ Params: { room: string } }>>('id')?.params).type.toBe<{ room: string } | undefined>()
+    // @ts-expect-error Type 'string' does not satisfy the constraint 'BaseConnection<RouteGenericInterface>'
+    app.ws.get<string>('id')
+  })
+
+  test('state is typed by the ConnectionState interface, which an application extends', () => {
+    app.wsRoute('/s', (conn) => {
+      expect(conn.state).type.toBe<ConnectionState>()
+      expect(conn.state.anything).type.toBe<unknown>()
+    })
+  })
+})
+
 describe('errors', () => {
   test('every WSHUB_ERR_ constructor is a FastifyErrorConstructor', () => {
     expect(WSHUB_ERR_INVALID_OPTION).type.toBeAssignableTo<FastifyErrorConstructor>()
     expect(WSHUB_ERR_INVALID_HANDLER).type.toBeAssignableTo<FastifyErrorConstructor>()
     expect(WSHUB_ERR_HANDLER_CONSTRUCTED).type.toBeAssignableTo<FastifyErrorConstructor>()
+    expect(WSHUB_ERR_WEBSOCKET_REGISTERED_AFTER).type.toBeAssignableTo<FastifyErrorConstructor>()
+    expect(WSHUB_ERR_MISSING_PACKAGE).type.toBeAssignableTo<FastifyErrorConstructor>()
     expect(WSHUB_ERR_INVALID_ROOM).type.toBeAssignableTo<FastifyErrorConstructor>()
     expect(WSHUB_ERR_CONNECTION_CLOSED).type.toBeAssignableTo<FastifyErrorConstructor>()
     expect(WSHUB_ERR_NOT_ACCEPTED).type.toBeAssignableTo<FastifyErrorConstructor>()
@@ -679,6 +829,7 @@ describe('errors', () => {
     expect(WSHUB_ERR_CONNECTION_NOT_FOUND).type.toBeAssignableTo<FastifyErrorConstructor>()
     expect(WSHUB_ERR_RPC_UNAVAILABLE).type.toBeAssignableTo<FastifyErrorConstructor>()
     expect(WSHUB_ERR_INVALID_ARGUMENT).type.toBeAssignableTo<FastifyErrorConstructor>()
+    expect(WSHUB_ERR_TOO_MANY_ROOMS).type.toBeAssignableTo<FastifyErrorConstructor>()
   })
 
   test('the list above is every WSHUB_ERR_ export (add a new error to it)', () => {
@@ -687,6 +838,8 @@ describe('errors', () => {
       | 'WSHUB_ERR_INVALID_OPTION'
       | 'WSHUB_ERR_INVALID_HANDLER'
       | 'WSHUB_ERR_HANDLER_CONSTRUCTED'
+      | 'WSHUB_ERR_WEBSOCKET_REGISTERED_AFTER'
+      | 'WSHUB_ERR_MISSING_PACKAGE'
       | 'WSHUB_ERR_INVALID_ROOM'
       | 'WSHUB_ERR_CONNECTION_CLOSED'
       | 'WSHUB_ERR_NOT_ACCEPTED'
@@ -701,6 +854,7 @@ describe('errors', () => {
       | 'WSHUB_ERR_CONNECTION_NOT_FOUND'
       | 'WSHUB_ERR_RPC_UNAVAILABLE'
       | 'WSHUB_ERR_INVALID_ARGUMENT'
+      | 'WSHUB_ERR_TOO_MANY_ROOMS'
     >()
   })
 

@@ -103,10 +103,10 @@ export type PresenceSnapshot = () => Iterable<[room: string, ids: Iterable<strin
 export interface Presence {
   /** Marks this node alive, keeps the mark fresh until `stop()`, and remembers how to list its rooms. */
   start (nodeId: string, snapshot: PresenceSnapshot): Promise<void>
-  /** Records that connection `id` of this node joined `room`. */
-  join (room: string, id: string): void
-  /** Records that connection `id` of this node left `room`. */
-  leave (room: string, id: string): void
+  /** Records that connection `id` of this node joined `room` (`first`: the node's first member there). */
+  join (room: string, id: string, first?: boolean): void
+  /** Records that connection `id` of this node left `room` (`last`: the node has no member there now). */
+  leave (room: string, id: string, last?: boolean): void
   /** Whether node `nodeId` is alive (its liveness mark has not expired). */
   alive (nodeId: string): Promise<boolean>
   /** How many connections are in `room`, on live nodes. */
@@ -149,4 +149,6 @@ export interface Broker {
   close (): Promise<void>
   /** Cluster-wide presence, for a broker that reaches other processes; without it a hub answers from its own registry. */
   readonly presence?: Presence
+  /** Whether the connection to the transport is up (a broker over the network; the metrics' `redis_up`). */
+  up? (): boolean
 }

@@ -38,7 +38,8 @@ export class MemoryBroker implements Broker {
 
   async subscribe (channel: string, listener: EnvelopeListener): Promise<void> {
     if (this.#closed) throw new WSHUB_ERR_BROKER_CLOSED()
-    await this.unsubscribe(channel)
+    // At once, before this returns: an envelope posted right after a subscription reaches it.
+    this.#remove(channel)
     this.#mine.set(channel, listener)
     let listeners = this.#bus.channels.get(channel)
     if (listeners === undefined) {
@@ -49,6 +50,10 @@ export class MemoryBroker implements Broker {
   }
 
   async unsubscribe (channel: string): Promise<void> {
+    this.#remove(channel)
+  }
+
+  #remove (channel: string): void {
     const listener = this.#mine.get(channel)
     if (listener === undefined) return
     this.#mine.delete(channel)

@@ -9,6 +9,8 @@ import type { LuaScript } from './redis-presence.js'
 /** What the history store needs of its broker: the key prefix and a way to run a script with keys. @internal */
 export interface ScriptRunner {
   readonly keyPrefix: string
+  /** Whether room channels are shard channels (a Redis Cluster: SPUBLISH) or plain ones (PUBLISH). */
+  readonly sharded: boolean
   script (script: LuaScript, keys: readonly string[], args: ReadonlyArray<string | Buffer>, bounded: boolean, buffers?: boolean): Promise<unknown>
 }
 
@@ -95,7 +97,7 @@ export class RedisHistoryStore implements HistoryStore {
     const split = 3 + encoded[2]!
     const stamp = this.#stamp !== null && kind === 'o' ? stampParts(payload, this.#stamp)[1] : ''
     return this.#redis.script(APPEND, [key], [
-      this.#size, this.#ttl, kind, payload, this.#redis.keyPrefix + channel, 'publish',
+      this.#size, this.#ttl, kind, payload, this.#redis.keyPrefix + channel, this.#redis.sharded ? 'spublish' : 'publish',
       encoded.subarray(0, split), encoded.subarray(split + 1), stamp
     ], true) as Promise<string>
   }

@@ -1,0 +1,129 @@
+import { Socket } from 'node:net'
+import fastifyWebsocket from '@fastify/websocket'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { WebSocket } from 'ws'
+import { connectionOf } from './connection.js'
+import { CloseCode, WSHUB_ERR_WEBSOCKET_REGISTERED_AFTER } from './errors.js'
+import type { ResolvedOptions, WsHubOptions } from './options.js'
+
+// How the hub sits on @fastify/websocket: it registers the plugin itself, or adapts to the one the app
+// registered, so that in both cases peer protocol errors are quiet, disconnect() sees the close code
+// the client saw, and shutdown closes with 1001. Sockets of the hub's routes pass through `adopt`.
+
+/** Prepares a new socket of a hub route before its handler starts. */
+export type AdoptSocket = (socket: WebSocket, request: FastifyRequest) => void
+
+/** What each socket of a hub route goes through: depends on who registers `@fastify/websocket`. */
+export function socketAdopter (fastify: FastifyInstance): AdoptSocket {
+  return fastify.hasDecorator('websocketServer') ? adoptForeign : adoptOwn
+}
+
+/** Registers `@fastify/websocket` with the hub's options, or, when the app has registered it already, reuses it. */
+export async function setUpWebsocket (fastify: FastifyInstance, opts: WsHubOptions | undefined, options: ResolvedOptions): Promise<void> {
+  if (fastify.hasDecorator('websocketServer')) {
+    // The app registered @fastify/websocket itself: reuse it. The ws server reads maxPayload on each
+    // upgrade, so an explicit maxPayload still applies.
+    if (opts?.maxPayload !== undefined) fastify.websocketServer.options.maxPayload = options.maxPayload
+    if (opts?.websocket !== undefined) {
+      fastify.log.warn('fastify-ws-hub: @fastify/websocket is already registered, so the "websocket" option is ignored')
+    }
+    return
+  }
+  const websocket = options.websocket
+  await fastify.register(fastifyWebsocket, {
+    errorHandler: socketOnError,
+    ...websocket,
+    options: { ...websocket.options, maxPayload: options.maxPayload }
+  })
+  refuseLaterRegistration(fastify)
+}
+
+/**
+ * Errors emitted by an established socket. A bad frame from the peer (ws has already answered it with
+ * the right close code: 1002, 1007, 1009) or a connection reset is the peer's doing, not the server's:
+ * it is logged at warn and debug rather than as an error, and the socket is left to finish its close
+ * handshake instead of being terminated (which could discard the close frame ws just wrote). The
+ * connection ends at once with the code the peer was sent, which `disconnect()` gets (ws itself stops
+ * reading and would report 1006). The default handler of @fastify/websocket logs every one of them at
+ * error level and terminates.
+ */
+export function socketOnError (error: Error & { code?: string }, socket: WebSocket, request: FastifyRequest): void {
+  if (error.code?.startsWith('WS_ERR_') === true) {
+    request.log.warn({ err: { code: error.code, message: error.message } }, 'ws protocol error from the peer')
+    connectionOf(socket)?.close(sentCloseCode(error))
+  } else {
+    request.log.debug({ err: error }, 'ws socket error')
+  }
+}
+
+/** The close code ws sent the peer for a protocol error (kept on the error under ws's `status-code` symbol). */
+function sentCloseCode (error: Error & { code?: string }): number {
+  for (const key of Object.getOwnPropertySymbols(error)) {
+    const value = (error as unknown as Record<symbol, unknown>)[key]
+    if (key.description === 'status-code' && typeof value === 'number') return value
+  }
+  if (error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') return CloseCode.MESSAGE_TOO_BIG
+  return error.code === 'WS_ERR_INVALID_UTF8' ? CloseCode.INVALID_PAYLOAD : 1002
+}
+
+function adoptOwn (socket: WebSocket): void {
+  if (!(socketStream(socket) instanceof Socket)) finishInjected(socket)
+}
+
+/**
+ * A socket of an app-registered @fastify/websocket: its error handler gives way to the hub's, and a
+ * close without a code (what that plugin's own shutdown hook does, before the hub's runs) closes with
+ * 1001, so that clients see what `disconnect()` sees.
+ */
+function adoptForeign (socket: WebSocket, request: FastifyRequest): void {
+  socket.removeAllListeners('error')
+  socket.on('error', (error: Error) => socketOnError(error, socket, request))
+  const close = socket.close
+  socket.close = function closeWithCode (code?: number, reason?: string | Buffer): void {
+    if (code === undefined) {
+      close.call(this, CloseCode.GOING_AWAY, 'Server shutting down')
+      // The hub's own shutdown, which runs next, closes the connection with the same code.
+      connectionOf(socket)?.close(CloseCode.GOING_AWAY, 'Server shutting down')
+    } else {
+      close.call(this, code, reason)
+    }
+  }
+  adoptOwn(socket)
+}
+
+// The underlying stream of a ws socket: a net.Socket, or the in-memory stream of @fastify/websocket's injectWS().
+function socketStream (socket: WebSocket): unknown {
+  return (socket as unknown as { _socket: unknown })._socket
+}
+
+/**
+ * A socket of `app.injectWS()` runs over an in-memory duplex stream that, unlike a TCP socket, never
+ * emits 'close' once both sides have ended: ws would wait for its 30 s close timer before reporting the
+ * close. Destroying the stream when both directions are done makes a close reach `disconnect()` and
+ * `app.close()` at once, as over TCP.
+ */
+function finishInjected (socket: WebSocket): void {
+  const stream = socketStream(socket) as NodeJS.ReadWriteStream & { destroy (): void, once (event: string, listener: () => void): void }
+  let done = 0
+  const onDone = (): void => { if (++done === 2) stream.destroy() }
+  stream.once('end', onDone)
+  stream.once('finish', onDone)
+}
+
+/**
+ * Once the hub has registered @fastify/websocket, registering it again would fail deep inside it with an
+ * uncaught FST_ERR_DEC_ALREADY_PRESENT: fail that registration with an error that names the order to use.
+ */
+function refuseLaterRegistration (fastify: FastifyInstance): void {
+  const register = fastify.register
+  const guarded = function (this: FastifyInstance, plugin: unknown, ...rest: unknown[]) {
+    const meta = (plugin as Record<symbol, { name?: string } | undefined> | null)?.[Symbol.for('plugin-meta')]
+    if (meta?.name === '@fastify/websocket') {
+      return (register as (...args: unknown[]) => unknown).call(this, async function websocketAfterHub () {
+        throw new WSHUB_ERR_WEBSOCKET_REGISTERED_AFTER()
+      })
+    }
+    return (register as (...args: unknown[]) => unknown).call(this, plugin, ...rest)
+  }
+  fastify.register = guarded as typeof fastify.register
+}
