@@ -148,4 +148,38 @@ describe('on a 3-master Redis Cluster', () => {
     for (const [i, other] of rooms.entries()) assert.equal(await a.hub.roomSize(other), 1, `room on master ${i}`)
     assert.equal(await a.hub.has(members[0].id), true)
   })
+  test('history and tracked presence on the cluster: a stamped message with its offset on every node, recovery on another node, presence diffs', async t => {
+    const keyPrefix = `kept-${++prefixes}:`
+    const options = { redis: { cluster: cluster.nodes }, keyPrefix, history: { size: 10, stamp: 'offset' } }
+    const route = app => {
+      app.wsRoute('/feed/:room', async conn => {
+        const joined = await conn.join(conn.params.room, { since: conn.query.since })
+        await conn.track(conn.params.room, conn.query.name ?? 'anon', { name: conn.query.name })
+        await conn.sendJson({ joined })
+      })
+    }
+    const a = await build(t, route, options)
+    const b = await build(t, route, options)
+    const diffs = []
+    b.ws.on('presence', diff => diffs.push(diff))
+    // Rooms on each master: their streams and shard channels live on different shards.
+    const rooms = ['r0', 'r1', 'r2', 'r3', 'r4', 'r5']
+    for (const room of rooms) {
+      const ws = await connect(t, b, `/feed/${room}?name=ann`)
+      assert.deepEqual(JSON.parse(await ws.next()).joined, { recovered: false, replayed: 0 })
+      const first = await a.ws.to(room).send({ n: 1 })
+      const second = await a.ws.to(room).send({ n: 2 })
+      assert.equal(typeof first, 'string')
+      assert.deepEqual(JSON.parse(await ws.next()), { n: 1, offset: first })
+      assert.deepEqual(JSON.parse(await ws.next()), { n: 2, offset: second })
+      assert.deepEqual((await a.ws.history(room)).map(entry => entry.offset), [first, second])
+      // The page reconnects to the other node with the first offset: the second is replayed.
+      const again = await connect(t, a, `/feed/${room}?name=bob&since=${encodeURIComponent(first)}`)
+      assert.deepEqual(JSON.parse(await again.next()), { n: 2, offset: second })
+      assert.deepEqual(JSON.parse(await again.next()).joined, { recovered: true, replayed: 1 })
+      const present = await b.ws.presence(room)
+      assert.deepEqual(Object.keys(present).sort(), ['ann', 'bob'])
+    }
+    await until(() => diffs.some(diff => diff.room === 'r5' && Object.keys(diff.joins).includes('bob')))
+  })
 })
