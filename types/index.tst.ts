@@ -249,7 +249,7 @@ describe('presence and history', () => {
       expect(diff.joins).type.toBe<PresenceState>()
     })).type.toBe<Hub>()
     expect(app.ws.off('presence', () => {})).type.toBe<Hub>()
-    expect(app.ws.on('other', () => {})).type.toRaiseError()
+    expect(app.ws.on).type.not.toBeCallableWith('other', () => {})
   })
 
   test('history(room, { since, limit }) resolves with entries; the history option', async () => {
@@ -522,7 +522,7 @@ describe('the connection', () => {
       expect(conn.track('room', 'key', { name: 'Ann' })).type.toBe<Promise<void>>()
       expect(conn.track('room', 'key')).type.toBe<Promise<void>>()
       expect(conn.untrack('room', 'key')).type.toBe<Promise<void>>()
-      expect(conn.track('room', 'key', 'not an object')).type.toRaiseError()
+      expect(conn.track).type.not.toBeCallableWith('room', 'key', 'not an object')
       expect(conn.leave(conn.params.room)).type.toBe<Promise<void>>()
       expect(conn.join).type.not.toBeCallableWith(1)
       expect(conn.join).type.not.toBeCallableWith()

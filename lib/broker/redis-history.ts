@@ -6,7 +6,7 @@ import { stampParts } from '../history.js'
 import { roomKey } from './keys.js'
 import type { LuaScript } from './redis-presence.js'
 
-/** What the history store needs of its broker: the key prefix and a way to run a script with keys. @internal */
+/** What the history store needs of its broker: the key prefix, whether channels are sharded, and a way to run a script with keys. */
 export interface ScriptRunner {
   readonly keyPrefix: string
   /** Whether room channels are shard channels (a Redis Cluster: SPUBLISH) or plain ones (PUBLISH). */
