@@ -519,14 +519,14 @@ export class Hub {
   joinLocal (conn: BaseConnection, room: string, since?: unknown): Promise<JoinResult> {
     const invalid = roomError(room) ?? this.#roomsError(conn, room)
     if (invalid !== null) return Promise.reject(invalid)
-    if (since !== undefined && this.#history !== null) {
-      return this.#history.join(conn, room, since, () => {
-        this.#setMembership(conn, room, true)
-        return RESOLVED
-      })
+    // Resolves once the room's subscription is confirmed, so that a replay from history reads only after
+    // every later message of the room is sure to arrive live.
+    const join = (): Promise<void> => {
+      this.#setMembership(conn, room, true)
+      return this.#routing.ready(room)
     }
-    this.#setMembership(conn, room, true)
-    return this.#routing.ready(room).then(() => NOT_RECOVERED)
+    if (since !== undefined && this.#history !== null) return this.#history.join(conn, room, since, join)
+    return join().then(() => NOT_RECOVERED)
   }
 
   /**
