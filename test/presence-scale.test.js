@@ -27,7 +27,7 @@ function prioritize (pid) {
 /** Starts a fixture process; resolves with it and its first line of output matching `ready`. */
 async function child (t, fixture, env, ready) {
   const proc = spawn(process.execPath, [new URL(`./fixtures/${fixture}`, import.meta.url).pathname], {
-    env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe']
+    env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe']
   })
   let output = ''
   proc.stdout.on('data', chunk => { output += chunk })
@@ -53,10 +53,15 @@ test('50,000 rooms of one connection: every Redis command stays under 50 ms, whi
   prioritize(pinger.proc.pid)
 
   const many = await child(t, 'many-rooms-node.js', { REDIS_URL: redis.url, KEY_PREFIX, NODE_TTL: String(NODE_TTL), ROOMS: String(ROOMS) },
-    /ready (\S+) (\d+)\n/)
-  const deadNode = many.match[1]
+    /started\n/)
+  // What is timed starts with the joins: a process starting up is not what this test is about.
+  pinger.proc.kill('SIGUSR2')
+  await until(() => pinger.output().includes('counting\n'), 5000, 'the pinger to start counting')
+  many.proc.stdin.end('join\n')
+  await until(() => /ready (\S+) (\d+)\n/.test(many.output()) || many.proc.exitCode !== null, 60_000, 'the joins')
+  const [, deadNode, joinMs] = /ready (\S+) (\d+)\n/.exec(many.output()) ?? assert.fail(`the joins failed: ${many.output()}`)
 
-  t.diagnostic(`${ROOMS} joins recorded in ${many.match[2]} ms`)
+  t.diagnostic(`${ROOMS} joins recorded in ${joinMs} ms`)
 
   const broker = new RedisBroker(redis.url, { keyPrefix: KEY_PREFIX, nodeTtl: NODE_TTL })
   await broker.connect()
@@ -90,8 +95,8 @@ test('50,000 rooms of one connection: every Redis command stays under 50 ms, whi
   const slow = await inspect.slowlog('GET', '10')
   assert.deepEqual(slow.map(entry => [entry[2], entry[3].slice(0, 3).join(' ')]), [], 'no command took 50 ms or more')
   assert.deepEqual(await inspect.latency('LATEST'), [], 'Redis\'s event loop never stalled 50 ms or more')
-  // Seen from another process, a PING's wait also holds that process's own scheduling on a busy
-  // machine: it is reported above, and bounded here only well below what a blocking script costs.
+  // The longest wait is at the dead node's disconnect: Redis drops its 50,000 subscriptions in one
+  // go (about 0.6 us a channel, outside any command, so neither log above sees it).
   assert.ok(pings.count > 50, `${pings.count} PINGs`)
-  assert.ok(pings.longest < 250, `an outside PING waited ${pings.longest.toFixed(1)} ms`)
+  assert.ok(pings.longest < 50, `an outside PING waited ${pings.longest.toFixed(1)} ms`)
 })
