@@ -265,7 +265,7 @@ export class Hub {
     this.registry.on('remove', (conn: BaseConnection) => this.#tracker.untrackAll(conn.id))
     const presence = this.#presence
     if (presence !== null) {
-      await presence.start(this.nodeId, () => this.#snapshot())
+      await presence.start(this.nodeId, () => this.#snapshot(), room => this.registry.rooms.has(room))
       const count = (room: string): number => this.registry.rooms.get(room)?.size ?? 0
       this.registry.on('join-room', (room: string, id: string) => presence.join(room, id, count(room) === 1))
       this.registry.on('leave-room', (room: string, id: string) => presence.leave(room, id, count(room) === 0))

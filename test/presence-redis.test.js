@@ -37,7 +37,7 @@ async function node (t, { keyPrefix = `presence-test-${++prefixes}:`, nodeTtl = 
     for (const room of rooms) hub.registry.join(member, room)
     return member
   }
-  return { hub, add, received, lines, keyPrefix }
+  return { hub, broker, add, received, lines, keyPrefix }
 }
 
 test('a node that finds its liveness mark gone (Redis lost its keys) writes its presence again, in chunks when large', async t => {
@@ -51,6 +51,36 @@ test('a node that finds its liveness mark gone (Redis lost its keys) writes its 
   assert.equal(await a.hub.roomSize('small'), 1)
   assert.deepEqual((await a.hub.rooms()).sort(), ['big', 'small'])
   await until(async () => await inspect.zscore(`${a.keyPrefix}nodes`, a.hub.nodeId) !== null, 2000, 'the node to be marked alive again')
+})
+
+test('joins and leaves while the node writes its presence again are kept: a room joined then is not swept, one left then is not written back', async t => {
+  const a = await node(t)
+  // Enough rooms that the rewrite's sweep and writes take many round trips.
+  const members = []
+  for (let i = 0; i < 4000; i++) members.push(a.add([`old${i}`]))
+  assert.equal(await a.hub.roomSize('old3999'), 1)
+  const fresh = []
+  a.broker.presence.restore()
+  // One join of a new room and one leave of an old room each turn of the event loop, while the
+  // rewrite runs.
+  for (let i = 0; i < 200; i++) {
+    await new Promise(resolve => setImmediate(resolve))
+    fresh.push(a.add([`new${i}`]))
+    a.hub.registry.leave(members[i], `old${i}`)
+  }
+  await until(async () => await inspect.zcard(`${a.keyPrefix}nodes`) === 1, 2000, 'the node to be marked')
+  // A read answers after every write queued before it.
+  const rooms = new Set(await a.hub.rooms())
+  const missing = []
+  const stale = []
+  for (let i = 0; i < 200; i++) {
+    if (!rooms.has(`new${i}`) || await a.hub.roomSize(`new${i}`) !== 1) missing.push(`new${i}`)
+    if (rooms.has(`old${i}`) || await a.hub.roomSize(`old${i}`) !== 0) stale.push(`old${i}`)
+  }
+  assert.deepEqual(missing, [], 'rooms joined during the rewrite')
+  assert.deepEqual(stale, [], 'rooms left during the rewrite')
+  assert.equal(rooms.size, 4000)
+  assert.equal(await a.hub.roomSize('old3999'), 1)
 })
 
 test('Redis refusing writes (a read-only replica): warned once, local rooms unaffected, presence written again once it accepts them', async t => {

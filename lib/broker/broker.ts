@@ -101,8 +101,12 @@ export type PresenceSnapshot = () => Iterable<[room: string, ids: Iterable<strin
  * when the store cannot answer within the broker's request timeout.
  */
 export interface Presence {
-  /** Marks this node alive, keeps the mark fresh until `stop()`, and remembers how to list its rooms. */
-  start (nodeId: string, snapshot: PresenceSnapshot): Promise<void>
+  /**
+   * Marks this node alive, keeps the mark fresh until `stop()`, and remembers how to list its rooms
+   * (`snapshot`) and how to ask whether it has a member in one now (`has`: a rewrite of its presence
+   * that runs while connections join and leave keeps what they wrote).
+   */
+  start (nodeId: string, snapshot: PresenceSnapshot, has?: (room: string) => boolean): Promise<void>
   /** Records that connection `id` of this node joined `room` (`first`: the node's first member there). */
   join (room: string, id: string, first?: boolean): void
   /** Records that connection `id` of this node left `room` (`last`: the node has no member there now). */

@@ -146,6 +146,7 @@ export class RedisPresence implements Presence {
   #nodeId = ''
   #index = ''
   #snapshot: PresenceSnapshot = () => []
+  #has: (room: string) => boolean = () => false
   #timer: NodeJS.Timeout | null = null
   #started = false
   #stopped = false
@@ -168,10 +169,11 @@ export class RedisPresence implements Presence {
     this.#log = log
   }
 
-  async start (nodeId: string, snapshot: PresenceSnapshot): Promise<void> {
+  async start (nodeId: string, snapshot: PresenceSnapshot, has?: (room: string) => boolean): Promise<void> {
     this.#nodeId = nodeId
     this.#index = nodeKey(this.#prefix, 'rooms', nodeId)
     this.#snapshot = snapshot
+    if (has !== undefined) this.#has = has
     await this.#writeAll()
     this.#started = true
     this.#timer = setInterval(() => { this.#beat() }, Math.max(Math.floor(this.#ttl / 3), 10))
@@ -233,7 +235,7 @@ export class RedisPresence implements Presence {
     if (this.#timer !== null) clearInterval(this.#timer)
     if (!this.#started || !this.#link.ready()) return
     try {
-      await this.#sweep(this.#nodeId, null)
+      await this.#sweep(this.#nodeId, false)
       await this.#link.run(FORGET, [this.#nodes], [this.#nodeId, ''], true)
     } catch (err) {
       this.#log.warn({ err }, 'fastify-ws-hub: could not remove this node\'s keys from Redis; the other nodes remove them once its liveness mark expires')
@@ -288,36 +290,42 @@ export class RedisPresence implements Presence {
   }
 
   /**
-   * Removes node `node`'s entries, a chunk of rooms at a time, from the rooms of its index except
-   * those in `keep` (this node's own rooms, when it rewrites its presence); then the index itself.
+   * Removes node `node`'s entries, a chunk of rooms at a time, from the rooms of its index; then the
+   * index itself. With `keep`, this node's own rooms that have a member stay: each chunk asks the
+   * registry when it queues its removals, which go in order with the joins and leaves (a room joined
+   * during the sweep is kept; one left during it is removed).
    */
-  async #sweep (node: string, keep: ReadonlySet<string> | null): Promise<void> {
+  async #sweep (node: string, keep: boolean): Promise<void> {
     const client = this.#link.client()
     const index = nodeKey(this.#prefix, 'rooms', node)
     let cursor = '0'
     do {
       // Own rooms to keep stay in the index, so a scan walks past them; a dead node's are all removed.
-      const [next, rooms] = keep === null
-        ? ['1', await this.#link.bounded(client.srandmember(index, ROOM_CHUNK), 'sweep')]
-        : await this.#link.bounded(client.sscan(index, cursor, 'COUNT', ROOM_CHUNK), 'sweep')
-      const gone = keep === null ? rooms : rooms.filter(room => !keep.has(room))
+      const [next, rooms] = keep
+        ? await this.#link.bounded(client.sscan(index, cursor, 'COUNT', ROOM_CHUNK), 'sweep')
+        : ['1', await this.#link.bounded(client.srandmember(index, ROOM_CHUNK), 'sweep')]
+      const gone = keep ? rooms.filter(room => !this.#has(room)) : rooms
       if (gone.length > 0) {
-        await Promise.all(gone.map(room =>
-          this.#link.run(CLEAR, [memberKey(this.#prefix, room, node), roomKey(this.#prefix, 'nodes', room)], [node], true)))
-        await this.#link.bounded(client.srem(index, ...gone), 'sweep')
+        // Queued together, with nothing in between that a join could come before.
+        const removals = gone.map(room =>
+          this.#link.run(CLEAR, [memberKey(this.#prefix, room, node), roomKey(this.#prefix, 'nodes', room)], [node], true))
+        removals.push(this.#link.bounded(client.srem(index, ...gone), 'sweep'))
+        await Promise.all(removals)
       }
-      cursor = keep === null ? (rooms.length === 0 ? '0' : next) : next
+      cursor = keep ? next : (rooms.length === 0 ? '0' : next)
     } while (cursor !== '0')
   }
 
-  /** Marks this node alive, forgets what it wrote before that it no longer has, and writes its memberships. */
+  /**
+   * Marks this node alive, forgets what it wrote before that it no longer has, and writes its
+   * memberships. The rooms are listed as they are written (each room's ids as its write is queued),
+   * so that joins and leaves during the rewrite, queued after it on the same connection, stay true.
+   */
   async #writeAll (): Promise<void> {
     const wasDirty = this.#dirty
     this.#dirty = false
     await this.#link.run(MARK, [this.#nodes], [this.#nodeId, String(this.#ttl)], true)
-    const rooms = new Map<string, string[]>()
-    for (const [room, ids] of this.#snapshot()) rooms.set(room, [...ids])
-    if (this.#started) await this.#sweep(this.#nodeId, new Set(rooms.keys()))
+    if (this.#started) await this.#sweep(this.#nodeId, true)
     const client = this.#link.client()
     let batch: Promise<unknown>[] = []
     let names: string[] = []
@@ -327,7 +335,8 @@ export class RedisPresence implements Presence {
       batch = []
       names = []
     }
-    for (const [room, list] of rooms) {
+    for (const [room, ids] of this.#snapshot()) {
+      const list = [...ids]
       const keys = [memberKey(this.#prefix, room, this.#nodeId), roomKey(this.#prefix, 'nodes', room)]
       for (let start = 0; start < list.length; start += WRITE_CHUNK) {
         batch.push(this.#link.run(WRITE, keys, [this.#nodeId, start === 0 ? '1' : '0', ...list.slice(start, start + WRITE_CHUNK)], true))
@@ -359,7 +368,7 @@ export class RedisPresence implements Presence {
       if (existed === 0) this.restore()
       const node = dead.find(other => other !== this.#nodeId)
       if (node !== undefined && this.#sweeping === null) {
-        this.#sweeping = this.#sweep(node, null)
+        this.#sweeping = this.#sweep(node, false)
           .then(() => this.#link.run(FORGET, [this.#nodes], [node, 'dead'], true))
           .then(() => {}, (err: Error) => { this.#log.debug({ err, node }, 'fastify-ws-hub: could not remove a dead node\'s entries from Redis') })
           .finally(() => { this.#sweeping = null })
