@@ -29,11 +29,19 @@ function sizeOf (message: Message): number {
  * A connection's bounded receive queue. Messages wait here until a `receive*()` call, an iterator
  * or a class handler's dispatcher takes them. When the queue passes its high-water mark it pauses the
  * socket, and resumes it once it has drained below half.
+ *
+ * An idle function handler is one waiter on an empty queue, and a server holds many of them: the first
+ * waiter lives in fields of its own and the message list is made on first use, so that waiting costs
+ * the promise and nothing more.
  */
 export class Inbox {
-  #items: Message[] = []
+  #items: Message[] | null = null
   #head = 0
   #bytes = 0
+  /** The first waiter (most queues only ever have one), then the others in order. */
+  #resolve: ((value: any) => void) | null = null
+  #reject: ((err: Error) => void) | null = null
+  #iterating = false
   #waiters: Waiter[] | null = null
   #end: (() => Error) | null = null
   #endError: Error | null = null
@@ -49,12 +57,12 @@ export class Inbox {
 
   /** Messages waiting. */
   get length (): number {
-    return this.#items.length - this.#head
+    return this.#items === null ? 0 : this.#items.length - this.#head
   }
 
   /** Whether someone is waiting in `next()`. */
   get hasWaiters (): boolean {
-    return this.#waiters !== null && this.#waiters.length > 0
+    return this.#resolve !== null
   }
 
   /** Whether the queue has ended (the connection closed). */
@@ -65,12 +73,14 @@ export class Inbox {
   /** Adds a message, handing it straight to a waiter when there is one. */
   push (message: Message): void {
     if (this.#end !== null) return
-    if (this.#waiters !== null && this.#waiters.length > 0) {
-      const waiter = this.#waiters.shift()!
-      waiter.resolve(waiter.iterating ? { value: message, done: false } : message)
+    const resolve = this.#resolve
+    if (resolve !== null) {
+      const iterating = this.#iterating
+      this.#promote()
+      resolve(iterating ? { value: message, done: false } : message)
       return
     }
-    this.#items.push(message)
+    (this.#items ??= []).push(message)
     this.#bytes += sizeOf(message)
     // Paused again when full and found reading: another queue of the same socket (a connection's message
     // hooks hold one too) may have resumed it meanwhile.
@@ -82,14 +92,15 @@ export class Inbox {
 
   /** Takes the oldest message, or `undefined` when there is none. */
   shift (): Message | undefined {
-    if (this.#head === this.#items.length) return undefined
-    const message = this.#items[this.#head]!
-    this.#items[this.#head++] = undefined as unknown as Message
-    if (this.#head === this.#items.length) {
-      this.#items = []
+    const items = this.#items
+    if (items === null) return undefined
+    const message = items[this.#head]!
+    items[this.#head++] = undefined as unknown as Message
+    if (this.#head === items.length) {
+      this.#items = null
       this.#head = 0
-    } else if (this.#head >= 1024 && this.#head * 2 >= this.#items.length) {
-      this.#items = this.#items.slice(this.#head)
+    } else if (this.#head >= 1024 && this.#head * 2 >= items.length) {
+      this.#items = items.slice(this.#head)
       this.#head = 0
     }
     this.#bytes -= sizeOf(message)
@@ -108,9 +119,7 @@ export class Inbox {
     const message = this.shift()
     if (message !== undefined) return Promise.resolve(message)
     if (this.#end !== null) return Promise.reject(this.#error())
-    return new Promise((resolve, reject) => {
-      this.#wait({ resolve, reject, iterating: false })
-    })
+    return new Promise((resolve, reject) => { this.#wait(resolve, reject, false) })
   }
 
   /**
@@ -122,14 +131,12 @@ export class Inbox {
     const message = this.shift()
     if (message !== undefined) return Promise.resolve({ value: message, done: false })
     if (this.#end !== null) return Promise.resolve(DONE)
-    return new Promise((resolve, reject) => {
-      this.#wait({ resolve, reject, iterating: true })
-    })
+    return new Promise((resolve, reject) => { this.#wait(resolve, reject, true) })
   }
 
   /** Drops every waiting message (used when nobody will ever read them). */
   clear (): void {
-    this.#items = []
+    this.#items = null
     this.#head = 0
     this.#bytes = 0
     if (this.#paused) {
@@ -145,20 +152,38 @@ export class Inbox {
   end (makeError: () => Error): void {
     if (this.#end !== null) return
     this.#end = makeError
-    const waiters = this.#waiters
-    this.#waiters = null
-    if (waiters !== null) {
-      for (const waiter of waiters) {
-        if (waiter.iterating) waiter.resolve(DONE)
-        else waiter.reject(this.#error())
-      }
+    while (this.#resolve !== null) {
+      const resolve = this.#resolve
+      const reject = this.#reject!
+      const iterating = this.#iterating
+      this.#promote()
+      if (iterating) resolve(DONE)
+      else reject(this.#error())
     }
   }
 
-  // Most queues only ever have one waiter: a one-slot array, not the backing store a push would grow.
-  #wait (waiter: Waiter): void {
-    if (this.#waiters === null) this.#waiters = [waiter]
-    else this.#waiters.push(waiter)
+  #wait (resolve: (value: any) => void, reject: (err: Error) => void, iterating: boolean): void {
+    if (this.#resolve === null) {
+      this.#resolve = resolve
+      this.#reject = reject
+      this.#iterating = iterating
+    } else {
+      (this.#waiters ??= []).push({ resolve, reject, iterating })
+    }
+  }
+
+  /** The first waiter has been served: the next one in line takes its place. */
+  #promote (): void {
+    const next = this.#waiters?.shift()
+    if (next === undefined) {
+      this.#resolve = null
+      this.#reject = null
+      this.#waiters = null
+    } else {
+      this.#resolve = next.resolve
+      this.#reject = next.reject
+      this.#iterating = next.iterating
+    }
   }
 
   #error (): Error {
