@@ -102,6 +102,23 @@ test('the subscriptions of one turn go out in one SUBSCRIBE per 1,000 channels',
   assert.equal(await subscribers(keyPrefix, 'batch2499'), 1)
 })
 
+test('the messages of one turn to many rooms reach Redis in one write, in order, and each reaches its room on another node', async t => {
+  const a = await node(t, 'routing-turn:')
+  const b = await node(t, 'routing-turn:')
+  const rooms = Array.from({ length: 40 }, (_, i) => `turn${i}`)
+  const members = await Promise.all(rooms.map(room => b.add([room])))
+  const readsBefore = Number(/total_reads_processed:(\d+)/.exec(await inspect.info('stats'))[1])
+  const publishesBefore = await calls('publish')
+  for (const [i, room] of rooms.entries()) a.hub.to(room).send(`m${i}`)
+  await until(() => members.every(member => b.received.get(member.id).length === 1), 5000, 'every room\'s message')
+  assert.deepEqual(members.map(member => b.received.get(member.id)), rooms.map((_, i) => [`m${i}`]))
+  assert.equal(await calls('publish') - publishesBefore, 40, 'one PUBLISH per room channel')
+  // The 40 commands, and then this client's INFO (and the other reads in between of the nodes' own
+  // connections, such as a liveness refresh): far fewer reads than commands.
+  const reads = Number(/total_reads_processed:(\d+)/.exec(await inspect.info('stats'))[1]) - readsBefore
+  assert.ok(reads <= 6, `${reads} reads for 40 PUBLISH commands and 2 INFO`)
+})
+
 test('join and leave churn within the grace period costs no SUBSCRIBE or UNSUBSCRIBE; the channel is left after it', async t => {
   const keyPrefix = `routing-${++prefixes}:`
   const a = await node(t, keyPrefix)

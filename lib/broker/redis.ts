@@ -121,6 +121,8 @@ export class RedisBroker implements Broker {
   #batch: Buffer[] = []
   #batchChannel = ''
   #batchBytes = 0
+  /** The command connection's socket, corked for this turn (its commands then leave in one write). */
+  #corked: { uncork (): void } | null = null
   /** The scripts sent with EVAL on the current connection (so Redis has them for EVALSHA). */
   readonly #loaded = new Set<string>()
   /** Subscriptions and unsubscriptions asked for in this turn, in order, not yet sent. */
@@ -273,7 +275,7 @@ export class RedisBroker implements Broker {
     if (this.#batch.length > 0 && this.#batchChannel !== name) this.#flush()
     if (this.#batch.length === 0) {
       this.#batchChannel = name
-      process.nextTick(this.#flush)
+      if (this.#corked === null) this.#cork()
     }
     this.#batch.push(message)
     this.#batchBytes += message.length
@@ -294,6 +296,29 @@ export class RedisBroker implements Broker {
 
   #send (name: string, message: Buffer): Promise<number> {
     return (this.sharded ? (this.#pub as Cluster).spublish(name, message) : this.#pub.publish(name, message)) as Promise<number>
+  }
+
+  /**
+   * Holds the command connection's writes until the end of the turn, so that the PUBLISH commands of
+   * a turn's messages to many rooms (one per room channel, in order) leave in one write, not one each.
+   * A Redis Cluster's commands go to several connections, which are left as they are.
+   */
+  #cork (): void {
+    const stream = this.sharded ? null : (this.#pub as Redis).stream
+    if (stream === null || stream === undefined) {
+      process.nextTick(this.#flush)
+      return
+    }
+    stream.cork()
+    this.#corked = stream
+    process.nextTick(this.#endTurn)
+  }
+
+  #endTurn = (): void => {
+    const stream = this.#corked
+    this.#corked = null
+    this.#flush()
+    stream?.uncork()
   }
 
   #flush = (): void => {
