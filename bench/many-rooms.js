@@ -14,8 +14,14 @@
 // (hub, sio, sio-sharded at N = 1, then at N = 2, ...), so that other load on the machine weighs on
 // all alike. --rounds repeats the whole and takes medians.
 //
+// A node's CPU per message also depends on its own message rate, which falls as nodes are added
+// (--rate / N each): a timer tick and a write to Redis carry fewer messages, and a process that sleeps
+// more wakes up colder. So for each N > 1, each kind also runs alone at the node rate of the N-node run
+// (one node, --rate / N messages a second): the ratio of the two is what the other N - 1 nodes cost a
+// node, the figure that routing by room is about.
+//
 // Usage: node bench/many-rooms.js [--rooms 600] [--size 5] [--rate 2000] [--payload 256] [--seconds 5]
-//        [--rounds 1] [--nodes 1,2,3,4] [--kinds hub,sio,sio-sharded]
+//        [--rounds 1] [--nodes 1,2,3,4] [--kinds hub,sio,sio-sharded] [--control true]
 // Needs redis-server on PATH and a build (npm run build). Writes bench/results/many-rooms.json.
 import { fork } from 'node:child_process'
 import { once } from 'node:events'
@@ -37,7 +43,8 @@ const { values: args } = parseArgs({
     warmup: { type: 'string', default: '1' },
     rounds: { type: 'string', default: '1' },
     nodes: { type: 'string', default: '1,2,3,4' },
-    kinds: { type: 'string', default: 'hub,sio,sio-sharded' }
+    kinds: { type: 'string', default: 'hub,sio,sio-sharded' },
+    control: { type: 'string', default: 'true' }
   }
 })
 const ROOMS = Number(args.rooms)
@@ -49,6 +56,7 @@ const WARMUP = Number(args.warmup)
 const ROUNDS = Number(args.rounds)
 const NODE_COUNTS = args.nodes.split(',').map(Number)
 const KINDS = args.kinds.split(',')
+const CONTROL = args.control !== 'false'
 const here = path => new URL(path, import.meta.url).pathname
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
 const median = list => [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)]
@@ -95,7 +103,7 @@ async function redisFigures (client) {
   }
 }
 
-async function run (kind, nodes, redis, client) {
+async function run (kind, nodes, redis, client, rate = RATE) {
   const servers = await Promise.all(Array.from({ length: nodes }, () => startServer(kind, redis.url)))
   const counter = { count: 0 }
   const close = []
@@ -112,7 +120,7 @@ async function run (kind, nodes, redis, client) {
     }
   }
   for (const [i, server] of servers.entries()) {
-    server.child.send({ start: { rooms: roomsOf[i], perSecond: RATE / nodes, payload: PAYLOAD } })
+    server.child.send({ start: { rooms: roomsOf[i], perSecond: rate / nodes, payload: PAYLOAD } })
   }
   await sleep(WARMUP * 1000)
   // The measured window: restart the servers' counters, then read everything after SECONDS.
@@ -121,7 +129,7 @@ async function run (kind, nodes, redis, client) {
     await once(server.child, 'message')
   }
   for (const [i, server] of servers.entries()) {
-    server.child.send({ start: { rooms: roomsOf[i], perSecond: RATE / nodes, payload: PAYLOAD } })
+    server.child.send({ start: { rooms: roomsOf[i], perSecond: rate / nodes, payload: PAYLOAD } })
   }
   const before = await redisFigures(client)
   const received = counter.count
@@ -143,6 +151,7 @@ async function run (kind, nodes, redis, client) {
   return {
     kind,
     nodes,
+    rate,
     sent,
     deliveries,
     delivered: deliveries / (sent * SIZE),
@@ -168,6 +177,12 @@ try {
         results.push(result)
         process.stderr.write(`${kind} x${nodes}: ${result.nodeCpuPerDelivery.toFixed(1)} us/delivery, ` +
           `redis ${result.redisBytesPerMessage.toFixed(0)} B/msg, ${(result.delivered * 100).toFixed(1)}% delivered\n`)
+        if (CONTROL && nodes > 1) {
+          await client.flushall()
+          const alone = await run(kind, 1, redis, client, RATE / nodes)
+          results.push(alone)
+          process.stderr.write(`${kind} x1 at ${RATE / nodes} msg/s: ${alone.nodeCpuPerDelivery.toFixed(1)} us/delivery\n`)
+        }
       }
     }
   }
@@ -179,11 +194,13 @@ try {
 const summary = []
 for (const nodes of NODE_COUNTS) {
   for (const kind of KINDS) {
-    const mine = results.filter(r => r.kind === kind && r.nodes === nodes)
+    const mine = results.filter(r => r.kind === kind && r.nodes === nodes && r.rate === RATE)
     const pick = key => median(mine.map(r => r[key]))
+    const alone = results.filter(r => r.kind === kind && r.nodes === 1 && r.rate === RATE / nodes)
     summary.push({
       kind,
       nodes,
+      aloneCpuPerDelivery: nodes > 1 ? median(alone.map(r => r.nodeCpuPerDelivery)) : undefined,
       nodeCpuPerDelivery: pick('nodeCpuPerDelivery'),
       nodeCpuPerMessage: pick('nodeCpuPerMessage'),
       redisCpuPerMessage: pick('redisCpuPerMessage'),
@@ -196,10 +213,11 @@ for (const nodes of NODE_COUNTS) {
 const lines = []
 lines.push(`many rooms: ${ROOMS} rooms x ${SIZE} members, each room on one node, ${RATE} msg/s of ${PAYLOAD} B across the cluster, ${SECONDS} s, ${ROUNDS} round(s); ${os.cpus().length} CPUs, load ${os.loadavg()[0].toFixed(1)}`)
 lines.push('')
-lines.push('| | nodes | node CPU per local delivery, us | node CPU per message, us | Redis CPU per message, us | Redis bytes out per message | delivered |')
-lines.push('|---|---|---|---|---|---|---|')
+lines.push('| | nodes | node CPU per local delivery, us | one node alone at the same node rate, us | node CPU per message, us | Redis CPU per message, us | Redis bytes out per message | delivered |')
+lines.push('|---|---|---|---|---|---|---|---|')
+const fixed = (value, digits) => value === undefined ? '' : value.toFixed(digits)
 for (const row of summary) {
-  lines.push(`| ${row.kind} | ${row.nodes} | ${row.nodeCpuPerDelivery.toFixed(1)} | ${row.nodeCpuPerMessage.toFixed(0)} | ${row.redisCpuPerMessage.toFixed(1)} | ${row.redisBytesPerMessage.toFixed(0)} | ${(row.delivered * 100).toFixed(1)}% |`)
+  lines.push(`| ${row.kind} | ${row.nodes} | ${row.nodeCpuPerDelivery.toFixed(1)} | ${fixed(row.aloneCpuPerDelivery, 1)} | ${row.nodeCpuPerMessage.toFixed(0)} | ${row.redisCpuPerMessage.toFixed(1)} | ${row.redisBytesPerMessage.toFixed(0)} | ${(row.delivered * 100).toFixed(1)}% |`)
 }
 lines.push('')
 const at = (kind, nodes) => summary.find(row => row.kind === kind && row.nodes === nodes)
@@ -208,6 +226,11 @@ const last = NODE_COUNTS[NODE_COUNTS.length - 1]
 for (const kind of KINDS) {
   const growth = at(kind, last).nodeCpuPerDelivery / at(kind, first).nodeCpuPerDelivery
   lines.push(`${kind}: node CPU per delivery at ${last} nodes / at ${first}: ${growth.toFixed(2)}x`)
+  const control = NODE_COUNTS.filter(nodes => at(kind, nodes).aloneCpuPerDelivery !== undefined)
+  if (control.length > 0) {
+    const ratios = control.map(nodes => (at(kind, nodes).nodeCpuPerDelivery / at(kind, nodes).aloneCpuPerDelivery).toFixed(2))
+    lines.push(`${kind}: node CPU per delivery at ${control.join(', ')} nodes / one node alone at the same node rate: ${ratios.join(', ')}`)
+  }
 }
 if (KINDS.includes('hub')) {
   for (const other of KINDS.filter(kind => kind !== 'hub')) {
