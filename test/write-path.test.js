@@ -5,7 +5,9 @@ import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import { test } from 'node:test'
+import { WebSocketHandler } from '../dist/lib/index.js'
 import { build, until, urlOf } from './helpers.js'
+import { frame, rawConnect } from './raw-client.js'
 
 const READER = new URL('./fixtures/reader.js', import.meta.url).pathname
 
@@ -118,3 +120,33 @@ test('app.ws.send(id) to a member that stopped reading resolves (paced until it 
   assert.equal(conn, undefined)
   stopped.resume()
 })
+
+const ECHOES = [
+  ['a function handler', async conn => { for await (const message of conn) await conn.send(message) }],
+  ['a class handler whose receive() returns send()', class extends WebSocketHandler { receive (data) { return this.send(data) } }],
+  ['a class handler whose receive() awaits send()', class extends WebSocketHandler { async receive (data) { await this.send(data) } }]
+]
+
+for (const [kind, handler] of ECHOES) {
+  test(`${kind}: the replies to the frames of one read leave in one write`, async (t) => {
+    const hub = await build(t, app => { app.wsRoute('/echo', handler) })
+    const client = await rawConnect(hub.server.address().port, '/echo')
+    t.after(() => client.socket.destroy())
+    assert.equal(await client.handshake, 101)
+    await until(() => hub.ws.size === 1, 2000, 'the connection')
+    const raw = [...hub.websocketServer.clients][0]._socket
+    let writes = 0
+    for (const method of ['_write', '_writev']) {
+      const original = raw[method]
+      raw[method] = function (...args) {
+        writes++
+        return original.apply(this, args)
+      }
+    }
+    const texts = Array.from({ length: 8 }, (_, i) => `message ${i}`)
+    client.send(Buffer.concat(texts.map(text => frame({ opcode: 0x1, payload: text }))))
+    await until(() => client.frames.length === texts.length, 2000, 'the replies')
+    assert.deepEqual(client.frames.map(f => f.payload.toString()), texts)
+    assert.equal(writes, 1)
+  })
+}
