@@ -4,7 +4,8 @@ import { once } from 'node:events'
 import { Writable } from 'node:stream'
 import Fastify from 'fastify'
 import WebSocket from 'ws'
-import wsHub from '../dist/lib/index.js'
+import wsHub, { Hub, RedisBroker } from '../dist/lib/index.js'
+import { kDeliver } from '../dist/lib/symbols.js'
 
 /**
  * A log destination that keeps every line, so tests can assert what was logged.
@@ -33,6 +34,28 @@ export function recordingLog () {
   }
   log.child = () => log
   return { log, lines }
+}
+
+/**
+ * A hub driven directly on its own RedisBroker (`redis`: a URL, or `{ cluster }`), stopped after the
+ * test, so that a node can have thousands of members. `member()` registers a new member that records
+ * the text of what reaches it in `received` (by id).
+ */
+export async function redisHub (t, redis, { keyPrefix, nodeTtl, requestTimeout } = {}) {
+  const { log, lines } = recordingLog()
+  const broker = new RedisBroker(redis, { keyPrefix, nodeTtl, requestTimeout, log })
+  await broker.connect()
+  const hub = new Hub(broker, log, requestTimeout === undefined ? {} : { requestTimeout })
+  await hub.start()
+  t.after(() => hub.stop())
+  const received = new Map()
+  const member = () => {
+    const added = { id: hub.newId(), [kDeliver]: message => { received.get(added.id).push(message.payload.toString()); return true } }
+    received.set(added.id, [])
+    hub.registry.add(added)
+    return added
+  }
+  return { hub, broker, received, lines, member }
 }
 
 /**

@@ -5,9 +5,8 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
-import wsHub, { Hub, RedisBroker } from '../dist/lib/index.js'
-import { kDeliver } from '../dist/lib/symbols.js'
-import { recordingLog, sleep, until } from './helpers.js'
+import wsHub from '../dist/lib/index.js'
+import { redisHub, sleep, until } from './helpers.js'
 import { freePort, redisForFile } from './redis-server.js'
 
 let redis, inspect
@@ -23,19 +22,11 @@ async function readOnly (t) {
 
 /** A hub on its own RedisBroker, stopped after the test; `add(rooms)` gives it a member. */
 async function node (t, { keyPrefix = `presence-test-${++prefixes}:`, nodeTtl = 15_000, requestTimeout = 2000 } = {}) {
-  const { log, lines } = recordingLog()
-  const broker = new RedisBroker(redis.url, { keyPrefix, nodeTtl, requestTimeout, log })
-  await broker.connect()
-  const hub = new Hub(broker, log, { requestTimeout })
-  await hub.start()
-  t.after(() => hub.stop())
-  const received = new Map()
+  const { hub, broker, received, lines, member } = await redisHub(t, redis.url, { keyPrefix, nodeTtl, requestTimeout })
   const add = (rooms = []) => {
-    const member = { id: hub.newId(), [kDeliver]: message => { received.get(member.id).push(message.payload.toString()); return true } }
-    received.set(member.id, [])
-    hub.registry.add(member)
-    for (const room of rooms) hub.registry.join(member, room)
-    return member
+    const added = member()
+    for (const room of rooms) hub.registry.join(added, room)
+    return added
   }
   return { hub, broker, add, received, lines, keyPrefix }
 }

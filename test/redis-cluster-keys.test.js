@@ -6,10 +6,9 @@ import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import Fastify from 'fastify'
 import { Cluster, Redis } from 'ioredis'
-import wsHub, { Hub, RedisBroker } from '../dist/lib/index.js'
+import wsHub from '../dist/lib/index.js'
 import { memberKey, nodeKey, roomChannel, roomKey } from '../dist/lib/broker/keys.js'
-import { kDeliver } from '../dist/lib/symbols.js'
-import { build, connect, recordingLog, until } from './helpers.js'
+import { build, connect, redisHub, until } from './helpers.js'
 import { redisClusterForFile } from './redis-cluster.js'
 
 let cluster = null
@@ -25,19 +24,11 @@ describe('on a 3-master Redis Cluster', () => {
 
   /** A hub on its own broker on the cluster; `add(rooms)` gives it a member that records what it gets. */
   async function node (t, { keyPrefix, redis = { cluster: cluster.nodes }, nodeTtl = 15_000, requestTimeout = 2000 } = {}) {
-    const { log, lines } = recordingLog()
-    const broker = new RedisBroker(redis, { keyPrefix, nodeTtl, requestTimeout, log })
-    await broker.connect()
-    const hub = new Hub(broker, log, { requestTimeout })
-    await hub.start()
-    t.after(() => hub.stop())
-    const received = new Map()
+    const { hub, broker, received, lines, member } = await redisHub(t, redis, { keyPrefix, nodeTtl, requestTimeout })
     const add = async (rooms = []) => {
-      const member = { id: hub.newId(), [kDeliver]: message => { received.get(member.id).push(message.payload.toString()); return true } }
-      received.set(member.id, [])
-      hub.registry.add(member)
-      for (const room of rooms) await hub.joinLocal(member, room)
-      return member
+      const added = member()
+      for (const room of rooms) await hub.joinLocal(added, room)
+      return added
     }
     return { hub, broker, add, received, lines }
   }

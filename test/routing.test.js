@@ -4,11 +4,10 @@
 // and leave churn from turning into SUBSCRIBE / UNSUBSCRIBE traffic.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { Hub, RedisBroker } from '../dist/lib/index.js'
 import { roomChannel } from '../dist/lib/broker/keys.js'
 import { ROOM_UNSUBSCRIBE_GRACE } from '../dist/lib/routing.js'
 import { kDeliver } from '../dist/lib/symbols.js'
-import { recordingLog, until } from './helpers.js'
+import { redisHub, until } from './helpers.js'
 import { redisForFile } from './redis-server.js'
 
 let redis, inspect
@@ -18,19 +17,11 @@ let prefixes = 0
 
 /** A hub on its own RedisBroker; `add(rooms)` gives it a member that records what reaches it. */
 async function node (t, keyPrefix) {
-  const { log } = recordingLog()
-  const broker = new RedisBroker(redis.url, { keyPrefix, log })
-  await broker.connect()
-  const hub = new Hub(broker, log)
-  await hub.start()
-  t.after(() => hub.stop())
-  const received = new Map()
+  const { hub, received, member } = await redisHub(t, redis.url, { keyPrefix })
   const add = async (rooms = []) => {
-    const member = { id: hub.newId(), [kDeliver]: message => { received.get(member.id).push(message.payload.toString()); return true } }
-    received.set(member.id, [])
-    hub.registry.add(member)
-    await Promise.all(rooms.map(room => hub.joinLocal(member, room)))
-    return member
+    const added = member()
+    await Promise.all(rooms.map(room => hub.joinLocal(added, room)))
+    return added
   }
   return { hub, add, received }
 }
