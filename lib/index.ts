@@ -96,7 +96,7 @@ const wsHubPlugin: FastifyPluginAsync<WsHubOptions> = async function wsHub (fast
   }
   let heartbeat: Heartbeat | undefined
   fastify.decorate('ws', hub)
-  fastify.decorate('wsRoute', createWsRoute(hub, options.onMessage, socketAdopter(fastify)))
+  fastify.decorate('wsRoute', createWsRoute(hub, options.onMessage, socketAdopter(fastify, options)))
 
   // Added before @fastify/websocket is registered, so that this hook runs before its own preClose
   // (which closes sockets without a code): clients see 1001 and disconnect() handlers run first.

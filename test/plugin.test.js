@@ -1,10 +1,13 @@
 // Registering the plugin: option validation, @fastify/websocket registered or reused, decorators.
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import fastifyWebsocket from '@fastify/websocket'
 import Fastify from 'fastify'
 import wsHub, { fastifyWsHub, Hub, wsHub as named, WSHUB_ERR_INVALID_OPTION } from '../dist/lib/index.js'
-import { build, connect, sleep } from './helpers.js'
+import { build, connect, sleep, until } from './helpers.js'
+import { frame, rawConnect } from './raw-client.js'
 
 /** Registers the plugin with `options` and resolves with the error registration failed with. */
 async function registrationError (options) {
@@ -196,5 +199,72 @@ describe('@fastify/websocket', () => {
     assert.equal(await client.next(), 'raw route')
     await sleep(10)
     assert.equal(app.ws.size, 0, 'not a hub connection')
+  })
+})
+
+// What @fastify/websocket holds for each socket beyond the upgrade: the hijacked reply (through its error
+// listener and the ServerResponse assigned to the TCP socket) and the upgrade's head buffer. Each open
+// connection must let them go; `conn.request` stays.
+describe('what an open connection keeps of its upgrade', () => {
+  setFlagsFromString('--expose-gc')
+  const gc = runInNewContext('gc')
+
+  async function collected (refs) {
+    for (let i = 0; i < 5 && refs.some(ref => ref.deref() !== undefined); i++) {
+      await sleep(10)
+      gc()
+    }
+    return refs.map(ref => ref.deref() === undefined)
+  }
+
+  async function upgradeRefs (t, app, conns) {
+    const refs = { reply: [], response: [], head: [] }
+    app.server.prependListener('upgrade', (_req, _socket, head) => refs.head.push(new WeakRef(head)))
+    app.addHook('onRequest', async (request, reply) => {
+      refs.reply.push(new WeakRef(reply))
+      refs.response.push(new WeakRef(reply.raw))
+    })
+    app.wsRoute('/kept', async conn => {
+      conns.push(conn)
+      for await (const m of conn) await conn.send(m)
+    })
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    const client = await connect(t, app, '/kept')
+    client.send('still open')
+    assert.equal(await client.next(), 'still open')
+    return refs
+  }
+
+  for (const registeredBy of ['the hub', 'the app']) {
+    test(`with @fastify/websocket registered by ${registeredBy}: the reply, its ServerResponse and the head buffer are released`, async t => {
+      const app = Fastify()
+      t.after(() => app.close())
+      if (registeredBy === 'the app') await app.register(fastifyWebsocket)
+      await app.register(wsHub)
+      const conns = []
+      const refs = await upgradeRefs(t, app, conns)
+      assert.deepEqual(await collected([...refs.reply, ...refs.response, ...refs.head]), [true, true, true])
+      assert.equal(conns.length, 1)
+      assert.equal(conns[0].closed, false)
+      assert.equal(conns[0].request.headers.upgrade, 'websocket', 'the request is still there')
+    })
+  }
+
+  test('an errorHandler passed to @fastify/websocket keeps its reply argument and is still called', async t => {
+    const errors = []
+    const app = Fastify()
+    t.after(() => app.close())
+    await app.register(wsHub, {
+      websocket: { errorHandler: (error, socket, request, reply) => errors.push({ code: error.code, reply }) }
+    })
+    const conns = []
+    await upgradeRefs(t, app, conns)
+    const raw = await rawConnect(app.server.address().port, '/kept')
+    assert.equal(await raw.handshake, 101)
+    raw.send(frame({ opcode: 0x1, rsv: 2, payload: 'x' }))
+    assert.equal(await raw.closed, 1002)
+    await until(() => errors.length === 1)
+    assert.equal(errors[0].code, 'WS_ERR_UNEXPECTED_RSV_2_3')
+    assert.equal(typeof errors[0].reply.hijack, 'function')
   })
 })
