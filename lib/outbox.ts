@@ -32,7 +32,13 @@ interface High {
   /** `bufferedAmount` when the stall timer was armed. */
   mark: number
   timer: NodeJS.Timeout | null
-  waiters: Array<() => void> | null
+  /**
+   * What every sender waiting on this socket gets, made for the first of them: a sender that does not
+   * await costs nothing more than one that does.
+   */
+  paced: Promise<void> | null
+  pacedTrue: Promise<boolean> | null
+  release: (() => void) | null
 }
 
 const highs = new Map<Socket, High>()
@@ -42,7 +48,6 @@ const BINARY = { binary: true }
 const RESOLVED = Promise.resolve()
 const TRUE = Promise.resolve(true)
 const FALSE = Promise.resolve(false)
-const noop = (): void => {}
 
 function rawOf (socket: WebSocket): Socket {
   return (socket as unknown as { _socket: Socket })._socket
@@ -97,15 +102,28 @@ export function isHigh (conn: BaseConnection): boolean {
 export function paced (conn: BaseConnection): Promise<void> {
   const high = highs.get(rawOf(conn.socket))
   if (high === undefined || high.stalled) return RESOLVED
-  return new Promise(resolve => {
-    (high.waiters ??= []).push(resolve)
+  if (high.paced === null) {
+    high.paced = new Promise(resolve => { high.release = resolve })
     if (high.timer === null) arm(high)
-  })
+  }
+  return high.paced
 }
+
+// The last pacedAll() and the promises it waits on: the sends of a loop that does not await each find
+// the same high members, and share one promise.
+let lastAll: { parts: Array<Promise<void>>, all: Promise<void> } | null = null
 
 /** Settles once every one of these connections has been {@link paced}. */
 export function pacedAll (conns: BaseConnection[]): Promise<void> {
-  return Promise.all(conns.map(paced)).then(noop)
+  if (conns.length === 1) return paced(conns[0]!)
+  const last = lastAll
+  if (last !== null && last.parts.length === conns.length && conns.every((conn, i) => paced(conn) === last.parts[i])) return last.all
+  const parts = conns.map(paced)
+  const all = Promise.all(parts).then(() => {
+    if (lastAll?.all === all) lastAll = null
+  })
+  lastAll = { parts, all }
+  return all
 }
 
 /** `send()` of a connection: writes, then paces (see {@link paced}). */
@@ -121,7 +139,10 @@ export function send (conn: BaseConnection, wire: string | Buffer, binary: boole
 /** `app.ws.send(id)` to a local connection: writes, then paces; resolves whether it was written. */
 export function trySend (conn: BaseConnection, wire: string | Buffer): Promise<boolean> {
   if (!write(conn, wire, typeof wire !== 'string')) return FALSE
-  return isHigh(conn) ? paced(conn).then(() => true) : TRUE
+  if (!isHigh(conn)) return TRUE
+  const high = highs.get(rawOf(conn.socket))!
+  paced(conn)
+  return (high.pacedTrue ??= high.paced!.then(() => true))
 }
 
 /**
@@ -151,7 +172,7 @@ function rise (socket: WebSocket, raw: Socket): void {
   if (raw.writableCorked !== 0) raw.uncork()
   let high = highs.get(raw)
   if (high === undefined) {
-    high = { socket, writes: 0, stalled: false, mark: 0, timer: null, waiters: null }
+    high = { socket, writes: 0, stalled: false, mark: 0, timer: null, paced: null, pacedTrue: null, release: null }
     highs.set(raw, high)
     raw.on('drain', rawOnDrain)
     raw.on('close', rawOnDrain)
@@ -202,9 +223,11 @@ function checkStall (high: High): void {
 }
 
 function release (high: High): void {
-  const waiters = high.waiters
-  high.waiters = null
-  if (waiters !== null) for (const resolve of waiters) resolve()
+  const resolve = high.release
+  high.paced = null
+  high.pacedTrue = null
+  high.release = null
+  if (resolve !== null) resolve()
 }
 
 function rawOnDrain (this: Socket): void {
