@@ -8,7 +8,8 @@
 // A client that connects with ?room=R joins room R. Over IPC the parent sends { start: { rooms,
 // perSecond, payload } }: the process then sends `perSecond` messages a second, round robin, to its
 // rooms, from the server (as an app's timer or HTTP handler would); { stop: true } stops it and
-// answers with the CPU time (user + system, µs) the process spent and the messages it sent.
+// answers with the CPU time (user + system, and user alone, µs) the process spent and the messages it
+// sent.
 // Prints "listening <port>" on stdout.
 import { createServer } from 'node:http'
 import { Redis } from 'ioredis'
@@ -82,7 +83,7 @@ process.on('message', message => {
   } else if (message.stop !== undefined) {
     clearInterval(timer)
     const cpu = process.cpuUsage(cpuAtStart)
-    process.send({ stopped: { cpu: cpu.user + cpu.system, sent } })
+    process.send({ stopped: { cpu: cpu.user + cpu.system, user: cpu.user, sent } })
   }
 })
 

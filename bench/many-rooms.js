@@ -9,7 +9,8 @@
 // not have to care; with one shared channel, every node reads every message.
 //
 // Measured over --seconds after a warm-up, per configuration: each node's CPU time (process.cpuUsage)
-// per local delivery; Redis's CPU (INFO cpu) per message and the bytes it sent (INFO stats
+// per local delivery, and the user part of it alone (the process's own code, without the kernel's
+// work for its socket writes, which every kind pays alike per delivery); Redis's CPU (INFO cpu) per message and the bytes it sent (INFO stats
 // total_net_output_bytes) per message; and the deliveries that arrived. Configurations take turns
 // (hub, sio, sio-sharded at N = 1, then at N = 2, ...), so that other load on the machine weighs on
 // all alike. --rounds repeats the whole and takes medians.
@@ -157,6 +158,7 @@ async function run (kind, nodes, redis, client, rate = RATE) {
     delivered: deliveries / (sent * SIZE),
     // per node: its CPU over its own local deliveries (each of its messages has SIZE of them)
     nodeCpuPerDelivery: median(stopped.map(s => s.cpu / (s.sent * SIZE))),
+    nodeUserCpuPerDelivery: median(stopped.map(s => s.user / (s.sent * SIZE))),
     nodeCpuPerMessage: median(stopped.map(s => s.cpu / s.sent)),
     nodeCpuShare: median(cpu) / (SECONDS * 1e6),
     redisCpuPerMessage: (after.cpu - before.cpu) / sent,
@@ -202,6 +204,7 @@ for (const nodes of NODE_COUNTS) {
       nodes,
       aloneCpuPerDelivery: nodes > 1 ? median(alone.map(r => r.nodeCpuPerDelivery)) : undefined,
       nodeCpuPerDelivery: pick('nodeCpuPerDelivery'),
+      nodeUserCpuPerDelivery: pick('nodeUserCpuPerDelivery'),
       nodeCpuPerMessage: pick('nodeCpuPerMessage'),
       redisCpuPerMessage: pick('redisCpuPerMessage'),
       redisBytesPerMessage: pick('redisBytesPerMessage'),
@@ -213,11 +216,11 @@ for (const nodes of NODE_COUNTS) {
 const lines = []
 lines.push(`many rooms: ${ROOMS} rooms x ${SIZE} members, each room on one node, ${RATE} msg/s of ${PAYLOAD} B across the cluster, ${SECONDS} s, ${ROUNDS} round(s); ${os.cpus().length} CPUs, load ${os.loadavg()[0].toFixed(1)}`)
 lines.push('')
-lines.push('| | nodes | node CPU per local delivery, us | one node alone at the same node rate, us | node CPU per message, us | Redis CPU per message, us | Redis bytes out per message | delivered |')
-lines.push('|---|---|---|---|---|---|---|---|')
+lines.push('| | nodes | node CPU per local delivery, us | of which user, us | one node alone at the same node rate, us | node CPU per message, us | Redis CPU per message, us | Redis bytes out per message | delivered |')
+lines.push('|---|---|---|---|---|---|---|---|---|')
 const fixed = (value, digits) => value === undefined ? '' : value.toFixed(digits)
 for (const row of summary) {
-  lines.push(`| ${row.kind} | ${row.nodes} | ${row.nodeCpuPerDelivery.toFixed(1)} | ${fixed(row.aloneCpuPerDelivery, 1)} | ${row.nodeCpuPerMessage.toFixed(0)} | ${row.redisCpuPerMessage.toFixed(1)} | ${row.redisBytesPerMessage.toFixed(0)} | ${(row.delivered * 100).toFixed(1)}% |`)
+  lines.push(`| ${row.kind} | ${row.nodes} | ${row.nodeCpuPerDelivery.toFixed(1)} | ${row.nodeUserCpuPerDelivery.toFixed(1)} | ${fixed(row.aloneCpuPerDelivery, 1)} | ${row.nodeCpuPerMessage.toFixed(0)} | ${row.redisCpuPerMessage.toFixed(1)} | ${row.redisBytesPerMessage.toFixed(0)} | ${(row.delivered * 100).toFixed(1)}% |`)
 }
 lines.push('')
 const at = (kind, nodes) => summary.find(row => row.kind === kind && row.nodes === nodes)
@@ -236,6 +239,8 @@ if (KINDS.includes('hub')) {
   for (const other of KINDS.filter(kind => kind !== 'hub')) {
     const ratios = NODE_COUNTS.map(nodes => (at(other, nodes).nodeCpuPerDelivery / at('hub', nodes).nodeCpuPerDelivery).toFixed(2))
     lines.push(`${other} / hub node CPU per delivery at ${NODE_COUNTS.join(', ')} nodes: ${ratios.join(', ')}`)
+    const user = NODE_COUNTS.map(nodes => (at(other, nodes).nodeUserCpuPerDelivery / at('hub', nodes).nodeUserCpuPerDelivery).toFixed(2))
+    lines.push(`${other} / hub node user CPU per delivery at ${NODE_COUNTS.join(', ')} nodes: ${user.join(', ')}`)
   }
 }
 process.stdout.write(lines.join('\n') + '\n')
