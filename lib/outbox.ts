@@ -37,6 +37,7 @@ interface High {
    * await costs nothing more than one that does.
    */
   paced: Promise<void> | null
+  /** The same, resolving true: what `app.ws.send(id)` senders share. */
   pacedTrue: Promise<boolean> | null
   release: (() => void) | null
 }
@@ -141,8 +142,7 @@ export function trySend (conn: BaseConnection, wire: string | Buffer): Promise<b
   if (!write(conn, wire, typeof wire !== 'string')) return FALSE
   if (!isHigh(conn)) return TRUE
   const high = highs.get(rawOf(conn.socket))!
-  paced(conn)
-  return (high.pacedTrue ??= high.paced!.then(() => true))
+  return (high.pacedTrue ??= paced(conn).then(() => true))
 }
 
 /**
