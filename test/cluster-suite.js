@@ -327,7 +327,10 @@ export function clusterSuite (backend) {
       assert.ok(took <= NODE_TTL + 300, `dropped out after ${took} ms (nodeTtl ${NODE_TTL})`)
       assert.deepEqual(sorted(await n1.call('members', 'k')), sorted([k0.id, k1.id]))
       assert.ok(!(await n1.call('rooms')).includes('k2'))
-      await until(async () => (await inspect.keys(`${KEY_PREFIX}*${n2.nodeId}*`)).length === 0, NODE_TTL, 'its keys to go')
+      // The sweep removes the node's keys, then (one command later) its entry in the liveness set.
+      await until(async () => (await inspect.keys(`${KEY_PREFIX}*${n2.nodeId}*`)).length === 0 &&
+        await inspect.zscore(`${KEY_PREFIX}nodes`, n2.nodeId) === null, NODE_TTL, 'its keys and its liveness entry to go')
+      assert.deepEqual(await inspect.keys(`${KEY_PREFIX}*${n2.nodeId}*`), [])
       assert.equal(await inspect.zscore(`${KEY_PREFIX}nodes`, n2.nodeId), null)
       // The rest of the cluster carries on.
       await n1.call('to', 'k', null, 'after the crash')
