@@ -16,7 +16,7 @@ export type AdoptSocket = (socket: WebSocket, request: FastifyRequest) => void
 /** What each socket of a hub route goes through: depends on who registers `@fastify/websocket`. */
 export function socketAdopter (fastify: FastifyInstance, options: ResolvedOptions): AdoptSocket {
   if (fastify.hasDecorator('websocketServer')) return adoptForeign
-  return options.websocket.errorHandler === undefined ? adoptOwn : adoptOwnKeepingErrorHandler
+  return options.websocket.errorHandler === undefined ? adoptOwn : adoptKeepingErrorListener
 }
 
 /** Registers `@fastify/websocket` with the hub's options, or, when the app has registered it already, reuses it. */
@@ -59,20 +59,19 @@ export function socketOnError (error: Error & { code?: string }, socket: WebSock
 
 /** The close code ws sent the peer for a protocol error (kept on the error under ws's `status-code` symbol). */
 function sentCloseCode (error: Error & { code?: string }): number {
-  for (const key of Object.getOwnPropertySymbols(error)) {
-    const value = (error as unknown as Record<symbol, unknown>)[key]
-    if (key.description === 'status-code' && typeof value === 'number') return value
-  }
+  const key = ownSymbol(error, 'status-code')
+  const value = key === undefined ? undefined : (error as unknown as Record<symbol, unknown>)[key]
+  if (typeof value === 'number') return value
   if (error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') return CloseCode.MESSAGE_TOO_BIG
   return error.code === 'WS_ERR_INVALID_UTF8' ? CloseCode.INVALID_PAYLOAD : 1002
 }
 
 function adoptOwn (socket: WebSocket, request: FastifyRequest): void {
   useHubErrorListener(socket)
-  adoptOwnKeepingErrorHandler(socket, request)
+  adoptKeepingErrorListener(socket, request)
 }
 
-function adoptOwnKeepingErrorHandler (socket: WebSocket, request: FastifyRequest): void {
+function adoptKeepingErrorListener (socket: WebSocket, request: FastifyRequest): void {
   releaseUpgrade(socket, request)
   if (!(socketStream(socket) instanceof Socket)) finishInjected(socket)
 }
@@ -101,9 +100,8 @@ function onSocketError (this: WebSocket, error: Error & { code?: string }): void
  */
 function releaseUpgrade (socket: WebSocket, request: FastifyRequest): void {
   const raw = request.raw as unknown as Record<symbol, unknown>
-  for (const key of Object.getOwnPropertySymbols(raw)) {
-    if (key.description === 'ws-head') raw[key] = undefined
-  }
+  const head = ownSymbol(raw, 'ws-head')
+  if (head !== undefined) raw[head] = undefined
   const tcp = socketStream(socket) as { _httpMessage?: { detachSocket?: (socket: unknown) => void } | null }
   tcp._httpMessage?.detachSocket?.(tcp)
 }
@@ -125,7 +123,12 @@ function adoptForeign (socket: WebSocket, request: FastifyRequest): void {
       close.call(this, code, reason)
     }
   }
-  adoptOwnKeepingErrorHandler(socket, request)
+  adoptKeepingErrorListener(socket, request)
+}
+
+// A library's private symbol on an object, found by its description.
+function ownSymbol (object: object, description: string): symbol | undefined {
+  return Object.getOwnPropertySymbols(object).find(key => key.description === description)
 }
 
 // The underlying stream of a ws socket: a net.Socket, or the in-memory stream of @fastify/websocket's injectWS().
