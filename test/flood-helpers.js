@@ -1,13 +1,9 @@
 // Helpers of the flood tests: a flooding (or only non-reading) peer in another process, and the heap
 // the server holds meanwhile.
 import { spawn } from 'node:child_process'
-import v8 from 'node:v8'
-import vm from 'node:vm'
-import { until } from './helpers.js'
+import { gc, until } from './helpers.js'
 
 const FLOODER = new URL('./fixtures/flooder.js', import.meta.url).pathname
-v8.setFlagsFromString('--expose-gc')
-const gc = vm.runInNewContext('gc')
 
 /** Starts test/fixtures/flooder.js against `path` of `app`; killed after the test. */
 export function flood (t, app, path, clients = 1, quiet = '') {

@@ -2,10 +2,23 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { Writable } from 'node:stream'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import Fastify from 'fastify'
 import WebSocket from 'ws'
 import wsHub, { Hub, RedisBroker } from '../dist/lib/index.js'
 import { kDeliver } from '../dist/lib/symbols.js'
+
+let v8Gc = null
+
+/** A full garbage collection: V8's gc(), exposed for this process on first use. */
+export function gc () {
+  if (v8Gc === null) {
+    setFlagsFromString('--expose-gc')
+    v8Gc = runInNewContext('gc')
+  }
+  v8Gc()
+}
 
 /**
  * A log destination that keeps every line, so tests can assert what was logged.

@@ -1,12 +1,10 @@
 // Registering the plugin: option validation, @fastify/websocket registered or reused, decorators.
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
-import { setFlagsFromString } from 'node:v8'
-import { runInNewContext } from 'node:vm'
 import fastifyWebsocket from '@fastify/websocket'
 import Fastify from 'fastify'
 import wsHub, { fastifyWsHub, Hub, wsHub as named, WSHUB_ERR_INVALID_OPTION } from '../dist/lib/index.js'
-import { build, connect, sleep, until } from './helpers.js'
+import { build, connect, gc, sleep, until } from './helpers.js'
 import { frame, rawConnect } from './raw-client.js'
 
 /** Registers the plugin with `options` and resolves with the error registration failed with. */
@@ -206,9 +204,6 @@ describe('@fastify/websocket', () => {
 // listener and the ServerResponse assigned to the TCP socket) and the upgrade's head buffer. Each open
 // connection must let them go; `conn.request` stays.
 describe('what an open connection keeps of its upgrade', () => {
-  setFlagsFromString('--expose-gc')
-  const gc = runInNewContext('gc')
-
   async function collected (refs) {
     for (let i = 0; i < 5 && refs.some(ref => ref.deref() !== undefined); i++) {
       await sleep(10)
